@@ -1,0 +1,25 @@
+"""jaxborders: where a convolutional network looks.
+
+Border modes (full convolution, F-Conv), anti-aliased downsampling (BlurPool, APS) and shift/invariance
+metrics as exact pure JAX functions, with Flax layers and models on top. The public API is flat::
+
+    import jaxborders as jb
+    y = jb.conv(x, w, mode='full')
+    y = jb.blur_pool(x, size=3, stride=2)
+    y, index = jb.aps_pool(x)
+"""
+
+from jaxborders.ops import aps as _aps
+from jaxborders.ops import filters as _filters
+from jaxborders.ops import metrics as _metrics
+from jaxborders.ops import padding as _padding
+from jaxborders.ops import shifts as _shifts
+from jaxborders.ops.aps import *  # noqa: F401,F403
+from jaxborders.ops.filters import *  # noqa: F401,F403
+from jaxborders.ops.metrics import *  # noqa: F401,F403
+from jaxborders.ops.padding import *  # noqa: F401,F403
+from jaxborders.ops.shifts import *  # noqa: F401,F403
+from jaxborders import nn  # noqa: E402  (layers import the ops above)
+
+__version__ = "0.1.0"
+__all__ = [*_padding.__all__, *_filters.__all__, *_aps.__all__, *_shifts.__all__, *_metrics.__all__, "nn"]

@@ -1,0 +1,3 @@
+"""Shift-invariance metrics."""
+
+__all__: list[str] = []
