@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from jaxborders.ops import aps as aps_ops
 from jaxborders.ops import filters, padding
-from jaxborders.ops.checks import as_tuple, check_choice
+from jaxborders.ops.checks import as_tuple, check_choice, check_rank
 
 Dtype = Any
 
@@ -55,6 +55,11 @@ class Conv(nn.Module):
     ks = (self.kernel_size,) * 2 if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
     rank = len(ks)
     as_tuple("kernel_size", ks, rank)
+    # Checked here, before any parameter is created, so that bad arguments fail before init does real work
+    # and the message names the layer's own attribute (kernel_dilation, not the op's dilation).
+    as_tuple("strides", self.strides, rank)
+    as_tuple("kernel_dilation", self.kernel_dilation, rank)
+    check_rank("x", x.shape, rank)
     if x.shape[-1] % self.feature_group_count:
       raise ValueError(f"feature_group_count={self.feature_group_count} must divide the {x.shape[-1]} input channels.")
     kernel = self.param("kernel", self.kernel_init, (*ks, x.shape[-1] // self.feature_group_count, self.features),

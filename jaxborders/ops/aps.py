@@ -48,7 +48,7 @@ def _check_divisible(shape: Sequence[int], strides: Sequence[int]) -> None:
   for axis, (size, s) in enumerate(zip(shape[1:-1], strides)):
     if size % s:
       raise ValueError(
-          f"aps_pool needs spatial sizes divisible by the stride: spatial dim {axis} has size {size}, stride {s} "
+          f"aps_pool needs spatial sizes divisible by the stride: spatial dim {axis} of x has size {size}, stride {s} "
           f"(pad odd sizes circularly by one first, e.g. jaxborders.pad_to_multiple).")
 
 

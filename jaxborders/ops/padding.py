@@ -89,20 +89,20 @@ def output_size(n: int, kernel_size: int, mode: BorderMode, stride: int = 1, dil
 
 
 def _check_fits(mode: str, spatial: Sequence[int], pads: Sequence[tuple[int, int]],
-                effective: Sequence[int], what: str) -> None:
+                effective: Sequence[int], what: str, name: str = "x") -> None:
   for axis, (n, (lo, hi), ke) in enumerate(zip(spatial, pads, effective)):
     if n + lo + hi < ke:
       raise ValueError(
-          f"{what}: spatial dim {axis} has size {n}, smaller than the effective kernel size {ke} that mode "
-          f"{mode!r} needs (input must be at least {ke - lo - hi}).")
+          f"{what}: spatial dim {axis} of {name} has size {n}, smaller than the effective kernel size {ke} that "
+          f"mode {mode!r} needs (input must be at least {ke - lo - hi}).")
     if mode == "reflect" and max(lo, hi) > n - 1:
       raise ValueError(
-          f"{what}: mode 'reflect' pads {max(lo, hi)} on spatial dim {axis} of size {n}; reflect padding "
-          f"needs size > padding (at least {max(lo, hi) + 1}).")
+          f"{what}: mode 'reflect' pads {max(lo, hi)} on spatial dim {axis} of {name}, which has size {n}; "
+          f"reflect padding needs size > padding (at least {max(lo, hi) + 1}).")
     if mode == "circular" and max(lo, hi) > n:
       raise ValueError(
-          f"{what}: mode 'circular' pads {max(lo, hi)} on spatial dim {axis} of size {n}; wrapping needs "
-          f"size >= padding.")
+          f"{what}: mode 'circular' pads {max(lo, hi)} on spatial dim {axis} of {name}, which has size {n}; "
+          f"wrapping needs size >= padding.")
 
 
 def pad(x: jax.Array, mode: BorderMode, kernel_size: int | Sequence[int],
@@ -231,7 +231,7 @@ def location_count(n: int, kernel_size: int, mode: BorderMode, dilation: int = 1
   (d,) = as_tuple("dilation", dilation, 1)
   ke = d * (k - 1) + 1
   (lo, hi), = padding_for(mode, k, d)
-  _check_fits(mode, (n,), ((lo, hi),), (ke,), "location_count")
+  _check_fits(mode, (n,), ((lo, hi),), (ke,), "location_count", name="the input (n)")
   num_out = n + lo + hi - ke + 1
   if mode in ZERO_MODES:
     # Input position a sits at p = a + lo in the padded signal; tap t of output o reads p = o + t*d, so count
@@ -240,8 +240,9 @@ def location_count(n: int, kernel_size: int, mode: BorderMode, dilation: int = 1
     t_lo = np.maximum(0, -((num_out - 1 - p) // d))  # ceil((p - num_out + 1) / d)
     t_hi = np.minimum(k - 1, p // d)
     return np.maximum(t_hi - t_lo + 1, 0).astype(np.int64)
-  # Wrapped / mirrored / repeated modes: map every padded position back to its source pixel and count.
-  source = np.asarray(_pad_spatial(jnp.arange(n, dtype=jnp.int32).reshape(1, n, 1), mode, ((lo, hi),))[0, :, 0])
+  # Wrapped / mirrored / repeated modes: map every padded position back to its source pixel and count. NumPy,
+  # not jnp: the same pad semantics without dispatching (and compiling) a device op per call.
+  source = np.pad(np.arange(n), (lo, hi), mode=_JNP_PAD_MODE[mode])
   taps = (np.arange(num_out)[:, None] + d * np.arange(k)[None, :]).ravel()
   return np.bincount(source[taps], minlength=n).astype(np.int64)
 
