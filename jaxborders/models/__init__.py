@@ -10,7 +10,7 @@ from jaxborders.models.registry import get_model, list_models, register_model
 
 # Each family module registers its names. Families are imported if present so that the package works while
 # the zoo grows.
-for _family in ("small", "resnet", "resnet3d", "vgg", "densenet", "bagnet", "hardnet"):
+for _family in ("small", "resnet", "resnet3d", "vgg", "densenet", "bagnet", "hardnet", "quadrant_net"):
   try:
     _importlib.import_module(f"jaxborders.models.{_family}")
   except ModuleNotFoundError as _e:

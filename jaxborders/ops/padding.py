@@ -23,6 +23,7 @@ stride 2 on even inputs and so samples odd positions).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Literal
 
@@ -189,15 +190,40 @@ def conv(x: jax.Array, w: jax.Array, mode: BorderMode = "same", strides: int | S
   ds = as_tuple("dilation", dilation, rank)
   pads = padding_for(mode, ks, ds)
   _check_fits(mode, x.shape[1:-1], pads, [d * (k - 1) + 1 for k, d in zip(ks, ds)], "conv")
-  if mode in ZERO_MODES:
-    conv_padding = pads
-  else:
+  w = w.astype(x.dtype) if w.dtype != x.dtype else w
+  if mode not in ZERO_MODES:
     x = _pad_spatial(x, mode, pads)
-    conv_padding = ((0, 0),) * rank
-  return lax.conv_general_dilated(
-      x, w.astype(x.dtype) if w.dtype != x.dtype else w, window_strides=ss, padding=conv_padding,
-      rhs_dilation=ds, dimension_numbers=_DIMENSION_NUMBERS[rank], feature_group_count=feature_group_count,
-      precision=precision)
+    pads = ((0, 0),) * rank
+  if mode == "full" and any(lo > 0 for lo, _ in pads):
+    return _conv_wide_zero_padding(x, w, ss, pads, ds, rank, feature_group_count, precision)
+  return _conv_general(x, w, ss, pads, ds, rank, feature_group_count, precision)
+
+
+def _conv_general(x, w, strides, pads, dilation, rank, groups, precision):
+  return lax.conv_general_dilated(x, w, window_strides=strides, padding=pads, rhs_dilation=dilation,
+                                  dimension_numbers=_DIMENSION_NUMBERS[rank], feature_group_count=groups,
+                                  precision=precision)
+
+
+# F-Conv pads k-1 per side. The primal keeps that padding inside the conv (no pad op, as for the other zero
+# modes), but XLA:CPU computes the *kernel* gradient of a conv whose padding exceeds (k-1)/2 about 10x slower
+# than the same gradient of an explicitly padded VALID conv (measured: 3x3, 32 channels, 200x32x32: 4.3 s vs
+# 0.5 s). So the derivative rule is written with the explicitly padded form: its transpose (reverse mode) is
+# the fast one, forward mode still works, and both forms are the same function, so derivatives are identical.
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7))
+def _conv_wide_zero_padding(x, w, strides, pads, dilation, rank, groups, precision):
+  return _conv_general(x, w, strides, pads, dilation, rank, groups, precision)
+
+
+@_conv_wide_zero_padding.defjvp
+def _conv_wide_zero_padding_jvp(strides, pads, dilation, rank, groups, precision, primals, tangents):
+  x, w = primals
+  dx, dw = tangents
+  valid = ((0, 0),) * rank
+  explicit = lambda x, w: _conv_general(_pad_spatial(x, "full", pads), w, strides, valid, dilation, rank, groups,
+                                        precision)
+  y = _conv_general(x, w, strides, pads, dilation, rank, groups, precision)
+  return y, explicit(dx, w) + explicit(x, dw)
 
 
 def location_count(n: int, kernel_size: int, mode: BorderMode, dilation: int = 1) -> np.ndarray:

@@ -1,0 +1,93 @@
+"""The config schema: every key the trainer reads, with its default. Experiment configs start from this.
+
+Keys not defined here fail at start with the list of valid keys (``train/config.py``). The ``model`` and
+``data`` sections are open: their extra keys are checked against the model constructor and the data source.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the default config (a tiny Red-Green run, so the defaults alone train something)."""
+  config = ml_collections.ConfigDict()
+
+  config.seed = 0  # run seed: parameter init, data order and dropout RNG are functions of (seed, step)
+  config.seeds = ()  # () runs `seed` once; a tuple of ints runs each seed (summary: mean ± std over seeds)
+  config.batch_size = 200  # global batch over all devices of all processes (must divide by the device count)
+  config.num_epochs = 50  # training length in epochs ...
+  config.num_steps = 0  # ... unless > 0: then exactly this many steps (overrides num_epochs)
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "redgreen_net"  # a name of jaxborders.models.list_models()
+  # Further model.* keys are constructor kwargs of that model (checked against its signature).
+  config.model.conv_mode = "same"  # border mode: valid, same, circular, reflect, replicate, full
+  config.model.num_classes = 2
+
+  config.data = ml_collections.ConfigDict()
+  config.data.source = "redgreen"  # module jaxborders.data.<source> (or a full 'package.module' path)
+  config.data.shuffle = False  # reshuffle train every epoch with a permutation from fold_in(seed, epoch)
+  # Further data.* keys are the source's kwargs (checked against its DEFAULTS); unset ones take those defaults.
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = "adadelta"  # sgd, adadelta or adamw
+  config.optimizer.learning_rate = 1.0  # peak learning rate (the schedule multiplies it)
+  config.optimizer.weight_decay = 0.0  # sgd/adadelta: L2 added to the gradient (PyTorch); adamw: decoupled
+  config.optimizer.momentum = 0.9  # sgd only (0 = plain SGD)
+  config.optimizer.nesterov = False  # sgd only
+  config.optimizer.rho = 0.9  # adadelta only
+  config.optimizer.eps = 1e-6  # adadelta and adamw
+  config.optimizer.b1 = 0.9  # adamw only
+  config.optimizer.b2 = 0.999  # adamw only
+  config.optimizer.grad_clip_norm = 0.0  # > 0: clip the global gradient norm first
+
+  config.schedule = ml_collections.ConfigDict()
+  config.schedule.name = "constant"  # constant, step, cosine or plateau
+  config.schedule.step_epochs = (30, 60, 80)  # step: multiply the lr by step_factor at these epochs
+  config.schedule.step_factor = 0.1
+  config.schedule.warmup_epochs = 0.0  # cosine: linear warm-up from 0, then cosine decay to 0
+  config.schedule.plateau_factor = 0.1  # plateau: multiply the lr by this when the val metric stalls
+  config.schedule.plateau_patience = 5  # plateau: evaluations without improvement before reducing
+  config.schedule.plateau_metric = "val/loss"  # plateau: the metric watched (lower is better)
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.metrics = ("loss", "accuracy")  # computed on val and every test split
+  config.eval.every_n_epochs = 1  # validate every n epochs (and at the end)
+  config.eval.batch_size = 1000  # eval batch (0: the training batch size); val/test are padded and masked
+
+  config.early_stopping = ml_collections.ConfigDict()
+  config.early_stopping.metric = ""  # e.g. 'val/loss'; '' disables (the final params are tested)
+  config.early_stopping.mode = "min"  # min or max
+  config.early_stopping.patience = 8  # stop once more than this many evaluations in a row fail to improve
+
+  config.precision = ml_collections.ConfigDict()
+  config.precision.compute_dtype = "float32"  # float32 or bfloat16 (params and optimizer stay float32)
+
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.every_n_steps = 0  # > 0: save every n steps (in-memory sources save at epoch ends)
+  config.checkpoint.every_n_epochs = 1  # > 0: save every n epochs; also saved at the end and on SIGTERM/INT
+  config.checkpoint.keep = 2  # periodic checkpoints kept (the best one is kept apart)
+
+  config.log = ml_collections.ConfigDict()
+  config.log.every_n_epochs = 1  # console progress line every n epochs (always at the end)
+  config.log.every_n_steps = 50  # streaming sources: console step metrics every n steps
+  config.log.tensorboard = True  # also write TensorBoard event files (tensorboardX)
+
+  # Grid: mirrors the config tree; every leaf is a tuple of values, e.g. sweep.model.conv_mode = ('valid',
+  # 'same'). The runs are the cartesian product of all leaves × seeds, each in its own sub-workdir.
+  config.sweep = ml_collections.ConfigDict()
+  config.report = ""  # report hook run after all runs: train.reports.<report>.report(workdir, runs, config)
+
+  config.distributed = ml_collections.ConfigDict()
+  config.distributed.coordinator_address = ""  # '' = single process (or from env: JAX_COORDINATOR_ADDRESS)
+  config.distributed.num_processes = 0  # 0 = from env JAX_NUM_PROCESSES (multi-host) or 1
+  config.distributed.process_id = -1  # -1 = from env JAX_PROCESS_ID
+
+  config.debug = ml_collections.ConfigDict()
+  config.debug.nan_at_step = -1  # test hook: the loss of this (0-based) step is multiplied by NaN
+  config.debug.step_sleep_s = 0.0  # test hook: sleep after each epoch/step so signals can arrive mid-run
+  return config
+
+
+# `model.antialias` and similar optional strings use placeholders so they can be set from the command line.
+OPTIONAL_STR = config_dict.placeholder(str)

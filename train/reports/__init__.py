@@ -1,0 +1,1 @@
+"""Report hooks: ``config.report = 'NAME'`` calls ``train.reports.NAME.report(workdir, runs, config) -> str``."""
