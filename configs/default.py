@@ -55,6 +55,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.every_n_epochs = 1  # validate every n epochs (and at the end)
   config.eval.batch_size = 1000  # eval batch (0: the training batch size); val/test are padded and masked
 
+  # train.eval's shift-robustness protocol (0 / -1 / '' = derived from the data: crop = training image size,
+  # max offset = eval image size - crop); see train/eval.py SHIFT_DEFAULTS for each key.
+  config.eval.shift = ml_collections.ConfigDict()
+  config.eval.shift.split = ""  # split to evaluate ('' = the source's first test split)
+  config.eval.shift.max_examples = 0  # 0 = all
+  config.eval.shift.grid_examples = 256  # examples for the per-shift curves
+  config.eval.shift.crop_size = 0
+  config.eval.shift.max_offset = -1
+  config.eval.shift.diagonal_step = 1
+  config.eval.shift.passes = 5  # consistency: passes over the set (SPEC §5)
+  config.eval.shift.circular_max_shift = 0
+  config.eval.shift.adversarial_max_shift = -1
+  config.eval.shift.equivariance_max_shift = 8
+  config.eval.shift.equivariance_examples = 32
+  config.eval.shift.batch_size = 0
+  config.eval.shift.seed = 0
+
   config.early_stopping = ml_collections.ConfigDict()
   config.early_stopping.metric = ""  # e.g. 'val/loss'; '' disables (the final params are tested)
   config.early_stopping.mode = "min"  # min or max

@@ -194,8 +194,8 @@ def conv(x: jax.Array, w: jax.Array, mode: BorderMode = "same", strides: int | S
   if mode not in ZERO_MODES:
     x = _pad_spatial(x, mode, pads)
     pads = ((0, 0),) * rank
-  if mode == "full" and any(lo > 0 for lo, _ in pads):
-    return _conv_wide_zero_padding(x, w, ss, pads, ds, rank, feature_group_count, precision)
+  if feature_group_count == 1 and jax.default_backend() == "cpu":
+    return _conv_cpu_fast_grad(x, w, ss, pads, ds, rank, precision)
   return _conv_general(x, w, ss, pads, ds, rank, feature_group_count, precision)
 
 
@@ -205,25 +205,43 @@ def _conv_general(x, w, strides, pads, dilation, rank, groups, precision):
                                   precision=precision)
 
 
-# F-Conv pads k-1 per side. The primal keeps that padding inside the conv (no pad op, as for the other zero
-# modes), but XLA:CPU computes the *kernel* gradient of a conv whose padding exceeds (k-1)/2 about 10x slower
-# than the same gradient of an explicitly padded VALID conv (measured: 3x3, 32 channels, 200x32x32: 4.3 s vs
-# 0.5 s). So the derivative rule is written with the explicitly padded form: its transpose (reverse mode) is
-# the fast one, forward mode still works, and both forms are the same function, so derivatives are identical.
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7))
-def _conv_wide_zero_padding(x, w, strides, pads, dilation, rank, groups, precision):
-  return _conv_general(x, w, strides, pads, dilation, rank, groups, precision)
+def _patches(x, kernel_size, strides, pads, dilation):
+  """im2col: (N, *out, prod(kernel_size) * C), taps in row-major order then channels (matches HWIO)."""
+  x = _pad_spatial(x, "full", pads)
+  rank = len(kernel_size)
+  out = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(x.shape[1:-1], kernel_size, strides, dilation)]
+  taps = []
+  for tap in np.ndindex(*kernel_size):
+    start = [0, *(t * d for t, d in zip(tap, dilation)), 0]
+    limit = [x.shape[0], *(b + (o - 1) * s + 1 for b, o, s in zip(start[1:], out, strides)), x.shape[-1]]
+    taps.append(lax.slice(x, start, limit, (1, *strides, 1)))
+  return jnp.concatenate(taps, axis=-1) if len(taps) > 1 else taps[0]
 
 
-@_conv_wide_zero_padding.defjvp
-def _conv_wide_zero_padding_jvp(strides, pads, dilation, rank, groups, precision, primals, tangents):
+# XLA:CPU differentiates convolutions slowly: kernel gradients (a conv with the batch as the contraction) and the
+# input gradients of strided convs (lhs-dilated convs) run 5-10x slower than the forward conv, and far slower
+# still when the padding exceeds (k-1)/2 as in F-Conv (measured on the Red-Green layers, 200x32x32: 3x3 stride-2
+# conv, forward 22 ms, input gradient 139 ms, kernel gradient 124 ms). On CPU the primal stays the conv, but the
+# derivative rule is written as im2col x matmul, whose transpose (reverse mode) is a matmul for the kernel and a
+# matmul + strided pads for the input. Both forms are the same linear map, so derivatives are identical;
+# accelerators keep their native conv gradients (no custom rule there).
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _conv_cpu_fast_grad(x, w, strides, pads, dilation, rank, precision):
+  return _conv_general(x, w, strides, pads, dilation, rank, 1, precision)
+
+
+@_conv_cpu_fast_grad.defjvp
+def _conv_cpu_fast_grad_jvp(strides, pads, dilation, rank, precision, primals, tangents):
   x, w = primals
   dx, dw = tangents
-  valid = ((0, 0),) * rank
-  explicit = lambda x, w: _conv_general(_pad_spatial(x, "full", pads), w, strides, valid, dilation, rank, groups,
-                                        precision)
-  y = _conv_general(x, w, strides, pads, dilation, rank, groups, precision)
-  return y, explicit(dx, w) + explicit(x, dw)
+  kernel_size = w.shape[:rank]
+  w_matrix = lambda w: w.reshape(-1, w.shape[-1])
+  # 2D matmuls: XLA:CPU runs a dot contracting several batch-like dims far slower than the reshaped 2D one.
+  matmul = lambda a, b: jnp.matmul(a.reshape(-1, a.shape[-1]), b, precision=precision).reshape(*a.shape[:-1], -1)
+  y = _conv_general(x, w, strides, pads, dilation, rank, 1, precision)
+  dy = (matmul(_patches(dx, kernel_size, strides, pads, dilation), w_matrix(w))
+        + matmul(_patches(x, kernel_size, strides, pads, dilation), w_matrix(dw)))
+  return y, dy.astype(y.dtype)
 
 
 def location_count(n: int, kernel_size: int, mode: BorderMode, dilation: int = 1) -> np.ndarray:
