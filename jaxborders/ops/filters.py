@@ -2,8 +2,12 @@
 
 ``blur_pool`` low-pass filters every channel with a fixed separable filter and subsamples. It is written as
 a shift-and-add over strided slices, one spatial dim at a time: each dim costs ``size`` multiply-adds per
-*output* element of that pass, the stride is applied as early as possible, and autodiff of strided slices is
-an interior-padded ``lax.pad`` — much cheaper on CPU than a depthwise ``conv_general_dilated``.
+*output* element of that pass and the stride is applied as early as possible — much cheaper on CPU than a
+depthwise ``conv_general_dilated``. The padding is never materialised (border outputs are computed from the
+rows the padding would copy), and the backward pass is a hand-written transposed blur (custom VJP) rather
+than autodiff, which on CPU would materialise one padded cotangent per tap. Consequence: ``blur_pool``
+supports reverse-mode differentiation (``grad``, ``vjp``, also of higher order) but not forward mode
+(``jvp``, ``jacfwd``).
 """
 
 from __future__ import annotations
@@ -82,33 +86,162 @@ def blur_padding(size: int, pad_mode: BlurPadMode = "reflect", pad_off: int = 0)
   return ((size - 1) // 2 + pad_off, size // 2 + pad_off)
 
 
-def _pad_axis(x: jax.Array, axis: int, lo: int, hi: int, pad_mode: str) -> jax.Array:
-  if lo == 0 and hi == 0:
-    return x
-  widths = [(0, 0)] * x.ndim
-  widths[axis] = (lo, hi)
-  if pad_mode in ("zero", "full"):
-    return jnp.pad(x, widths)
-  return jnp.pad(x, widths, mode={"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[pad_mode])
+def _source_index(p: int, n: int, pad_mode: str) -> int | None:
+  """Which input index the padded position ``p`` (relative to the unpadded start) reads; None = a zero."""
+  if 0 <= p < n:
+    return p
+  if pad_mode == "reflect":
+    return -p if p < 0 else 2 * (n - 1) - p
+  if pad_mode == "replicate":
+    return min(max(p, 0), n - 1)
+  if pad_mode == "circular":
+    return p % n
+  return None  # zero / full
+
+
+def _rows(x: jax.Array, axis: int, index: int) -> jax.Array:
+  return lax.slice_in_dim(x, index, index + 1, axis=axis)
+
+
+def _weighted_sum(terms: Sequence[tuple[jax.Array, float]], like: jax.Array, axis: int) -> jax.Array:
+  """``sum(part * w)`` in the given order (the order of the taps, so results do not depend on the code path);
+  a zero row when there are no terms."""
+  acc = None
+  for part, w in terms:
+    term = part * jnp.asarray(w, like.dtype)
+    acc = term if acc is None else acc + term
+  if acc is None:
+    shape = list(like.shape)
+    shape[axis] = 1
+    acc = jnp.zeros(shape, like.dtype)
+  return acc
+
+
+def _concat(pieces: list[jax.Array], axis: int) -> jax.Array:
+  return pieces[0] if len(pieces) == 1 else lax.concatenate(pieces, axis)
+
+
+def _blur_axis(x: jax.Array, axis: int, taps: tuple[float, ...], s: int, lo: int, hi: int,
+               pad_mode: str) -> jax.Array:
+  """One separable pass: ``y[i] = sum_t taps[t] * xpad[t + s*i]`` along ``axis``, ``xpad`` never built.
+
+  The outputs whose taps all land inside ``x`` are one sum of strided slices of ``x``; the few border outputs
+  are computed row by row from the rows the padding would have copied; then one concatenate. Materialising
+  the padded input (what ``jnp.pad`` does) costs a full extra pass, and mixing padding into every tap's slice
+  makes XLA:CPU split the pass into several fusions; this form compiles to one loop fusion per pass.
+  """
+  n, k = x.shape[axis], len(taps)
+  n_out = (n + lo + hi - k) // s + 1
+  first = min(n_out, -(-lo // s))  # first output whose taps all read inside x
+  stop = max(first, min(n_out, (n - 1 + lo - (k - 1)) // s + 1))  # one past the last such output
+
+  def border_row(i: int) -> jax.Array:
+    terms = [(_rows(x, axis, q), tap) for t, tap in enumerate(taps)
+             if (q := _source_index(t + s * i - lo, n, pad_mode)) is not None]
+    return _weighted_sum(terms, x, axis)
+
+  pieces = [border_row(i) for i in range(first)]
+  if stop > first:
+    terms = []
+    for t, tap in enumerate(taps):
+      start = t + s * first - lo
+      terms.append((lax.slice_in_dim(x, start, start + (stop - first - 1) * s + 1, stride=s, axis=axis), tap))
+    pieces.append(_weighted_sum(terms, x, axis))
+  pieces += [border_row(i) for i in range(stop, n_out)]
+  return _concat(pieces, axis)
+
+
+def _blur_axis_adjoint(g: jax.Array, axis: int, taps: tuple[float, ...], s: int, lo: int, hi: int,
+                       pad_mode: str, n: int) -> jax.Array:
+  """The transpose of ``_blur_axis`` (``n`` = its input length): ``dx[q] = sum taps[t] * g[i]`` over the
+  ``(t, i)`` whose padded position ``t + s*i - lo`` reads input ``q``.
+
+  Interior rows are a sum of interior-padded (upsampled by ``s``) slices of ``g`` shifted by each tap, i.e.
+  the transposed blur as shift-and-add; rows that also receive padding copies (reflect / replicate /
+  circular) are computed one by one. Autodiff of the forward instead builds one full-size padded cotangent
+  per tap and then folds the padding back, several times slower on CPU.
+  """
+  k, n_out = len(taps), g.shape[axis]
+  copied = {q for t in range(k) for i in range(n_out) if not 0 <= (p := t + s * i - lo) < n
+            and (q := _source_index(p, n, pad_mode)) is not None}
+  # Rows [first, stop) get exactly one g row per tap of matching phase and no padding copies.
+  first, stop = max(0, k - 1 - lo), min(n, s * (n_out - 1) - lo + 1)
+  middle = (first + stop) // 2
+  first = max([first] + [q + 1 for q in copied if q < middle])
+  stop = min([stop] + [q for q in copied if q >= middle])
+
+  def edge_row(q: int) -> jax.Array:
+    terms = [(_rows(g, axis, i), tap) for t, tap in enumerate(taps) for i in range(n_out)
+             if _source_index(t + s * i - lo, n, pad_mode) == q]
+    return _weighted_sum(terms, g, axis)
+
+  if stop <= first:
+    return _concat([edge_row(q) for q in range(n)], axis)
+  acc = None
+  for t, tap in enumerate(taps):
+    q0 = first + (t - lo - first) % s  # first row in [first, stop) that tap t reaches
+    if q0 >= stop:
+      continue
+    q1 = stop - 1 - (stop - 1 - (t - lo)) % s
+    part = lax.slice_in_dim(g, (q0 + lo - t) // s, (q1 + lo - t) // s + 1, axis=axis) * jnp.asarray(tap, g.dtype)
+    config = [(0, 0, 0)] * g.ndim
+    config[axis] = (q0 - first, stop - 1 - q1, s - 1)
+    term = lax.pad(part, jnp.zeros((), g.dtype), config)
+    acc = term if acc is None else acc + term
+  if acc is None:  # no tap reaches the middle rows (stride larger than the filter)
+    shape = list(g.shape)
+    shape[axis] = stop - first
+    acc = jnp.zeros(shape, g.dtype)
+  return _concat([edge_row(q) for q in range(first)] + [acc] + [edge_row(q) for q in range(stop, n)], axis)
+
+
+def _blur_pool_axes(rank: int) -> tuple[int, ...]:
+  # Last spatial dim first: measured faster on CPU for NHWC (the first pass streams whole contiguous rows).
+  return tuple(range(rank, 0, -1))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _blur_pool_linear(x: jax.Array, taps: tuple[float, ...], strides: tuple[int, ...],
+                      pads: tuple[tuple[int, int], ...], pad_modes: tuple[str, ...]) -> jax.Array:
+  for axis in _blur_pool_axes(len(strides)):
+    (lo, hi), s = pads[axis - 1], strides[axis - 1]
+    x = _blur_axis(x, axis, taps, s, lo, hi, pad_modes[axis - 1])
+  return x
+
+
+def _blur_pool_fwd(x: jax.Array, taps: tuple[float, ...], strides: tuple[int, ...],
+                   pads: tuple[tuple[int, int], ...], pad_modes: tuple[str, ...]) -> tuple[jax.Array, tuple[int, ...]]:
+  # The op is linear: the backward pass needs only the input shape, no residual arrays.
+  return _blur_pool_linear(x, taps, strides, pads, pad_modes), x.shape
+
+
+def _blur_pool_bwd(taps: tuple[float, ...], strides: tuple[int, ...], pads: tuple[tuple[int, int], ...],
+                   pad_modes: tuple[str, ...], shape: tuple[int, ...], g: jax.Array) -> tuple[jax.Array]:
+  axes = _blur_pool_axes(len(strides))
+  lengths = []  # input length of each pass, in forward order
+  sizes = list(shape)
+  for axis in axes:
+    (lo, hi), s = pads[axis - 1], strides[axis - 1]
+    lengths.append(sizes[axis])
+    sizes[axis] = (sizes[axis] + lo + hi - len(taps)) // s + 1
+  for axis, n in zip(axes[::-1], lengths[::-1]):
+    (lo, hi), s = pads[axis - 1], strides[axis - 1]
+    g = _blur_axis_adjoint(g, axis, taps, s, lo, hi, pad_modes[axis - 1], n)
+  return (g,)
+
+
+_blur_pool_linear.defvjp(_blur_pool_fwd, _blur_pool_bwd)
 
 
 @functools.partial(jax.jit, static_argnames=("taps", "strides", "pads", "pad_mode"))
 def _blur_pool(x: jax.Array, taps: tuple[float, ...], strides: tuple[int, ...],
-               pads: tuple[tuple[int, int], ...], pad_mode: str) -> jax.Array:
-  size = len(taps)
-  for axis, (s, (lo, hi)) in enumerate(zip(strides, pads), start=1):
-    xp = _pad_axis(x, axis, lo, hi, pad_mode)
-    n_out = (xp.shape[axis] - size) // s + 1
-    if size == 1:  # plain subsampling, as AA's filt_size=1
-      x = lax.slice_in_dim(xp, 0, (n_out - 1) * s + 1, stride=s, axis=axis)
-      continue
-    acc = None
-    for t, tap in enumerate(taps):
-      part = lax.slice_in_dim(xp, t, t + (n_out - 1) * s + 1, stride=s, axis=axis)
-      term = part * jnp.asarray(tap, dtype=x.dtype)
-      acc = term if acc is None else acc + term
-    x = acc
-  return x
+               pads: tuple[tuple[int, int], ...], pad_mode: str | tuple[str, ...]) -> jax.Array:
+  """Separable depthwise blur + subsampling with a hand-written transpose (custom VJP, reverse mode only).
+
+  ``pad_mode`` is one mode or one per spatial dim (``zero`` with pads ``(0, 0)`` = no padding).
+  """
+  pad_modes = (pad_mode,) * len(strides) if isinstance(pad_mode, str) else tuple(pad_mode)
+  return _blur_pool_linear(x, taps, strides, pads, pad_modes)
 
 
 def blur_pool(x: jax.Array, size: int = 3, stride: int | Sequence[int] = 2, kind: FilterKind = "binomial",
