@@ -96,12 +96,7 @@ def test_rn50_full_runs_on_mock_imagenet(tmp_path):
   config.precision.compute_dtype = "float32"
   config.log.tensorboard = False
   with tfds.testing.mock_data(num_examples=8):
-    try:
-      summary = trainer.train_and_evaluate(config, str(tmp_path))
-    except trainer.ConfigError as e:
-      if "stream" in str(e):
-        pytest.xfail(f"the trainer does not train streaming sources yet: {e}")
-      raise
+    summary = trainer.train_and_evaluate(config, str(tmp_path))
     assert summary["steps"] == 2
     config.eval.shift = ml_collections.ConfigDict({"equivariance_max_shift": 2, "passes": 1})
     eval_lib.evaluate(config, str(tmp_path), quiet=True)

@@ -28,7 +28,11 @@ class Stream:
 
   ``batches(epoch, batch_size, process_index, process_count)`` yields this process's share of each global
   batch as ``{'image', 'label'}`` numpy arrays; it must be a deterministic function of (seed, epoch) so that
-  resume is exact. ``num_examples`` gives the split size and ``image_shape`` one example's (H, W, C).
+  resume is exact. Training streams may accept a keyword ``start`` (first step within the epoch) so that a run
+  resumed mid-epoch does not read the skipped batches; without it the trainer reads and drops them. Evaluation
+  batches may carry ``mask`` (0 for padding); the trainer sums over ``mask == 1`` examples only. One epoch is
+  ``num_examples // batch_size`` steps. ``num_examples`` gives the split size and ``image_shape`` one
+  example's (H, W, C).
   """
 
   batches: Callable[[int, int, int, int], Iterator[dict[str, np.ndarray]]]

@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import hashlib
 import importlib
+import itertools
 import json
 import math
 import os
@@ -176,6 +177,18 @@ def evaluate(params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array
   return {"loss": jnp.sum(loss) / count, "accuracy": jnp.sum(correct) / count}
 
 
+def eval_batch_sums(params: Any, batch_stats: Any, batch: dict[str, jax.Array], *, model: Any) -> dict[str, jax.Array]:
+  """Summed loss, correct count and example count of one (global, sharded) streamed eval batch.
+
+  Sums rather than means so that batches of any padding combine exactly; ``mask`` (1 real, 0 padding or a
+  skipped record) defaults to all ones.
+  """
+  logits, _ = _apply(model, params, batch_stats, batch["image"], False)
+  mask = batch["mask"] if "mask" in batch else jnp.ones(batch["label"].shape, jnp.float32)
+  return {"loss": jnp.sum(cross_entropy(logits, batch["label"]) * mask),
+          "correct": jnp.sum((jnp.argmax(logits, -1) == batch["label"]) * mask), "count": jnp.sum(mask)}
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Optimizer and schedule.
 
@@ -219,6 +232,8 @@ class Programs:
   step: Callable[..., Any]
   order: Callable[..., Any]
   evaluate: Callable[..., Any]
+  batch_step: Callable[..., Any]  # streams: train_step on a host-fed global batch
+  eval_sums: Callable[..., Any]  # streams: eval_batch_sums
 
 
 MAX_UNROLLED_STEPS = 40  # CPU: epochs up to this many steps are one unrolled jitted program
@@ -266,6 +281,10 @@ def build_programs(config: ml_collections.ConfigDict, model: Any, tx: optax.Grad
       order=jax.jit(epoch_order, static_argnames=("n", "batch_size", "num_steps", "shuffle"), out_shardings=rep),
       evaluate=jax.jit(functools.partial(evaluate, model=model, batch_sharding=batch_sharding),
                        static_argnames=("eval_batch",), out_shardings=rep),
+      # jit traces lazily: in-memory runs never compile these two.
+      batch_step=jax.jit(functools.partial(train_step, model=model, tx=tx, nan_at_step=nan), donate_argnums=(0,),
+                         out_shardings=(rep, rep)),
+      eval_sums=jax.jit(functools.partial(eval_batch_sums, model=model), out_shardings=rep),
   )
   _PROGRAMS[key] = programs
   return programs
@@ -386,6 +405,17 @@ def _better(value: float, best: float | None, mode: str) -> bool:
   return value < best if mode == "min" else value > best
 
 
+def _stream_batches(stream: data_lib.Stream, epoch: int, batch_size: int, start: int) -> Any:
+  """This process's share of an epoch's global batches, from step ``start`` of the epoch on."""
+  args = (epoch, batch_size, jax.process_index(), jax.process_count())
+  if start:
+    try:
+      return stream.batches(*args, start=start)  # the pipelines seek: nothing skipped is read
+    except TypeError:
+      pass  # a stream without ``start``: read and drop the first batches (same data, slower)
+  return itertools.islice(stream.batches(*args), start, None)
+
+
 def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: str = "") -> dict[str, Any]:
   """Trains and tests one run (one config, one seed) in ``run_dir``; resumes from its checkpoints."""
   from jaxborders.models import get_model
@@ -406,14 +436,12 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
   source = data_lib.get_source(config.data.source)
   seed = int(config.seed)
   train = data_lib.load_split(data_cfg, "train", seed)
-  if isinstance(train, data_lib.Stream):
-    raise ConfigError(f"data.source={config.data.source!r} is a stream; streaming training is not implemented yet "
-                      "(in-memory sources only).")
+  streaming = isinstance(train, data_lib.Stream)
   evals = {s: data_lib.load_split(data_cfg, s, seed) for s in source.SPLITS if s != "train"}
-  image_shape = tuple(train["image"].shape[1:])
+  image_shape = tuple(train.image_shape) if streaming else tuple(train["image"].shape[1:])
   model = get_model(config.model.name, **config_lib.model_kwargs(config))
   check_model_fits(model, image_shape, config.model.name)
-  n_train = train["label"].shape[0]
+  n_train = train.num_examples if streaming else train["label"].shape[0]
   steps_per_epoch = n_train // config.batch_size
   if steps_per_epoch < 1:
     raise ConfigError(f"batch_size={config.batch_size} is larger than the training set ({n_train} examples).")
@@ -425,11 +453,12 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
   tx = make_optimizer(config, steps_per_epoch, total_steps)
   programs = build_programs(config, model, tx, image_shape, steps_per_epoch, total_steps, mesh)
   rep = sharding_lib.replicated(mesh)
-  images = sharding_lib.put_replicated(train["image"], mesh)
-  labels = sharding_lib.put_replicated(train["label"], mesh)
+  images = None if streaming else sharding_lib.put_replicated(train["image"], mesh)
+  labels = None if streaming else sharding_lib.put_replicated(train["label"], mesh)
+  in_memory_evals = {s: d for s, d in evals.items() if not isinstance(d, data_lib.Stream)}
   eval_arrays = {s: sharding_lib.put_replicated(_pad_split(d, min(eval_batch, _round_up(d["label"].shape[0], jax.device_count()))), mesh)
-                 for s, d in evals.items()}
-  eval_batches = {s: min(eval_batch, _round_up(d["label"].shape[0], jax.device_count())) for s, d in evals.items()}
+                 for s, d in in_memory_evals.items()}
+  eval_batches = {s: min(eval_batch, _round_up(d["label"].shape[0], jax.device_count())) for s, d in in_memory_evals.items()}
   seed_key = jax.random.PRNGKey(seed)
   data_key = jax.device_put(jax.random.fold_in(seed_key, 1), rep)
 
@@ -452,24 +481,92 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
     best = best_params if es.metric else state.params
     ckpt.save(int(state.step), {"state": state, "best_params": best}, meta, wait=wait)
 
+  def stream_eval(params, batch_stats, stream: data_lib.Stream) -> dict[str, jax.Array]:
+    sums = None
+    for batch in stream.batches(0, eval_batch, jax.process_index(), jax.process_count()):
+      global_batch = sharding_lib.put_batch({k: batch[k] for k in ("image", "label", "mask") if k in batch}, mesh)
+      out = programs.eval_sums(params, batch_stats, global_batch)
+      sums = out if sums is None else jax.tree.map(jnp.add, sums, out)  # stays on device: no sync per batch
+    if sums is None:
+      raise ValueError(f"data.source={config.data.source!r}: an evaluation stream yielded no batches.")
+    sums = sharding_lib.to_host(sums)
+    count = float(sums["count"])
+    return {"loss": float(sums["loss"]) / count, "accuracy": float(sums["correct"]) / count}
+
   def run_eval(params, batch_stats, splits) -> dict[str, float]:
     out = {}
     for s in splits:
-      image, label_arr, mask = eval_arrays[s]
-      m = programs.evaluate(params, batch_stats, image, label_arr, mask, eval_batch=eval_batches[s])
+      if isinstance(evals[s], data_lib.Stream):
+        m = stream_eval(params, batch_stats, evals[s])
+      else:
+        image, label_arr, mask = eval_arrays[s]
+        m = programs.evaluate(params, batch_stats, image, label_arr, mask, eval_batch=eval_batches[s])
       out.update({f"{s}/{k}": float(v) for k, v in sharding_lib.to_host(m).items() if k in config.eval.metrics})
     return out
 
+  def check_finite(losses: np.ndarray, first_step: int) -> None:
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+      step_bad = first_step + int(bad[0])
+      ckpt.wait()
+      last = ckpt.latest_step()
+      raise NonFiniteLossError(
+          f"non-finite training loss ({losses[bad[0]]}) at step {step_bad} (epoch {epoch}); stopped. The last good "
+          f"checkpoint is step {last} in {ckpt.directory}." if last is not None else
+          f"non-finite training loss ({losses[bad[0]]}) at step {step_bad} (epoch {epoch}); stopped (no checkpoint "
+          "saved yet).")
+
+  def preempt() -> None:
+    save(wait=True)
+    raise Preempted(f"signal {_STOP_SIGNAL[0]} received: checkpoint saved at step {int(state.step)} in "
+                    f"{ckpt.directory}; rerun the same command to resume.")
+
+  ck = config.checkpoint
   epoch_times = []
   train_time = 0.0
-  epoch = int(meta["epoch"])
+  # Streams: the epoch (and the batch within it) follows from the step, which also covers a run stopped inside
+  # an epoch by num_steps and resumed with a larger one.
+  epoch = int(state.step) // steps_per_epoch if streaming else int(meta["epoch"])
   last_log: dict[str, float] = {}
   try:
     while epoch < num_epochs and not meta["stopped"]:
       step0 = int(state.step)
       n_steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
       t0 = time.time()
-      if programs.epoch is not None:
+      written = 0  # steps of this epoch already in metrics.jsonl (streams flush at mid-epoch checkpoints)
+      if streaming:
+        # Batch by batch with the same train_step; the position in the data is a function of (seed, step), so
+        # a run resumed from a mid-epoch checkpoint starts at the batch after it.
+        offset = step0 - epoch * steps_per_epoch
+        per_step = []
+        for batch in itertools.islice(_stream_batches(train, epoch, config.batch_size, offset), n_steps - offset):
+          state, m = programs.batch_step(state, sharding_lib.put_batch({"image": batch["image"], "label": batch["label"]}, mesh))
+          per_step.append(m)
+          step = step0 + len(per_step)  # host-side count: no device sync per step
+          if config.log.every_n_steps > 0 and step % config.log.every_n_steps == 0:
+            _print(f"{label}epoch {epoch + 1} step {step} loss {float(sharding_lib.to_host(m['loss'])):.4f}")
+          if ck.every_n_steps > 0 and step % ck.every_n_steps == 0 and offset + len(per_step) < n_steps:
+            # Mid-epoch checkpoint (the epoch end saves through the common path below): never save a NaN state.
+            done = sharding_lib.to_host(jax.tree.map(lambda *v: jnp.stack(v), *per_step[written:]))
+            check_finite(done["loss"], step0 + written)
+            writer.write_steps(step0 + written, done, epoch + 1)
+            written = len(per_step)
+            save()
+          if config.debug.step_sleep_s:
+            time.sleep(config.debug.step_sleep_s)
+          if _STOP_SIGNAL:
+            break
+        if offset + len(per_step) < n_steps:
+          if not _STOP_SIGNAL:
+            raise ValueError(f"data.source={config.data.source!r}: the training stream ended after "
+                             f"{offset + len(per_step)} of {n_steps} steps of epoch {epoch}.")
+          if per_step[written:]:
+            rest = sharding_lib.to_host(jax.tree.map(lambda *v: jnp.stack(v), *per_step[written:]))
+            check_finite(rest["loss"], step0 + written)
+            writer.write_steps(step0 + written, rest, epoch + 1)
+          preempt()  # stopped inside the epoch: meta['epoch'] still counts completed epochs only
+        step_metrics = jax.tree.map(lambda *v: jnp.stack(v), *per_step)
+      elif programs.epoch is not None:
         state, step_metrics = programs.epoch(state, images, labels, data_key, jnp.int32(epoch), num_steps=n_steps)
       else:
         order = programs.order(data_key, jnp.int32(epoch), n=n_train, batch_size=config.batch_size,
@@ -484,21 +581,12 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
       epoch_times.append(dt)
       train_time += dt
       losses = step_metrics["loss"]
-      bad = np.flatnonzero(~np.isfinite(losses))
-      if bad.size:
-        step_bad = step0 + int(bad[0])
-        ckpt.wait()
-        last = ckpt.latest_step()
-        raise NonFiniteLossError(
-            f"non-finite training loss ({losses[bad[0]]}) at step {step_bad} (epoch {epoch}); stopped. The last good "
-            f"checkpoint is step {last} in {ckpt.directory}." if last is not None else
-            f"non-finite training loss ({losses[bad[0]]}) at step {step_bad} (epoch {epoch}); stopped (no checkpoint "
-            "saved yet).")
+      check_finite(losses, step0)
       epoch += 1
       meta["epoch"] = epoch
-      writer.write_steps(step0, step_metrics, epoch)
+      writer.write_steps(step0 + written, {k: v[written:] for k, v in step_metrics.items()}, epoch)
       log = {"train/loss": float(np.mean(losses)), "train/accuracy": float(np.mean(step_metrics["accuracy"])),
-             "train/images_per_s": n_steps * config.batch_size / dt, "lr_scale": float(sharding_lib.to_host(state.lr_scale))}
+             "train/images_per_s": len(losses) * config.batch_size / dt, "lr_scale": float(sharding_lib.to_host(state.lr_scale))}
       if epoch % config.eval.every_n_epochs == 0 or epoch == num_epochs:
         val = run_eval(state.params, state.batch_stats, ["val"])
         log.update(val)
@@ -527,14 +615,14 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
         val_txt = " ".join(f"{k} {v:.4f}" for k, v in log.items() if k.startswith("val/"))
         _print(f"{label}epoch {epoch}/{num_epochs} step {int(state.step)} loss {log['train/loss']:.4f} {val_txt} "
                f"{log['train/images_per_s']:.0f} img/s")
-      ck = config.checkpoint
-      crossed_steps = ck.every_n_steps > 0 and int(state.step) // ck.every_n_steps > step0 // ck.every_n_steps
+      if streaming:  # multiples inside the epoch were saved in the step loop; here only one ending the epoch
+        crossed_steps = ck.every_n_steps > 0 and int(state.step) % ck.every_n_steps == 0
+      else:
+        crossed_steps = ck.every_n_steps > 0 and int(state.step) // ck.every_n_steps > step0 // ck.every_n_steps
       if (ck.every_n_epochs > 0 and epoch % ck.every_n_epochs == 0) or crossed_steps:
-        save()  # every_n_steps: at the end of the epoch that crossed the multiple (epochs are one program)
+        save()  # in memory, every_n_steps: at the end of the epoch that crossed the multiple (one program)
       if _STOP_SIGNAL:
-        save(wait=True)
-        raise Preempted(f"signal {_STOP_SIGNAL[0]} received: checkpoint saved at step {int(state.step)} in "
-                        f"{ckpt.directory}; rerun the same command to resume.")
+        preempt()
       if config.debug.step_sleep_s:
         time.sleep(config.debug.step_sleep_s)
     save(wait=True)

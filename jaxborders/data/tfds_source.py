@@ -662,12 +662,13 @@ def stream_from_pipelines(make: Callable[..., Pipeline], split: str, seed: int, 
                           image_shape: tuple[int, ...]) -> Any:
   """A ``train.data.Stream`` over ``make(train=..., seed=..., batch_size=..., shard_index=..., shard_count=...,
   num_epochs=...)``: epoch e of training is steps [e * steps_per_epoch, (e + 1) * steps_per_epoch) of one
-  endless pipeline (exact resume from the epoch); evaluation splits are one padded pass with ``mask``."""
+  endless pipeline (exact resume from any step: ``batches(..., start=k)`` begins at step k of the epoch); evaluation splits are one padded pass with ``mask``."""
   from train.data import Stream  # Imported here: the library does not depend on the trainer otherwise.
   train = split == "train"
   cache: dict[tuple[int, int, int], Pipeline] = {}
 
-  def batches(epoch: int, batch_size: int, process_index: int, process_count: int):
+  def batches(epoch: int, batch_size: int, process_index: int, process_count: int, start: int = 0):
+    # ``start``: first step within the epoch (the trainer resumes mid-epoch without reading skipped batches).
     if batch_size % process_count:
       raise ValueError(f"batch_size={batch_size} must be divisible by the process count {process_count}.")
     key = (batch_size, process_index, process_count)
@@ -676,8 +677,9 @@ def stream_from_pipelines(make: Callable[..., Pipeline], split: str, seed: int, 
                         shard_count=process_count, num_epochs=None if train else 1)
     pipe = cache[key]
     steps = pipe.steps_per_epoch if train else len(pipe)
-    pipe.set_state(epoch * steps if train else 0)
-    for _ in range(steps):
+    start = start if train else 0
+    pipe.set_state(epoch * steps + start if train else 0)
+    for _ in range(start, steps):
       batch = next(pipe)
       yield {"image": batch["image"], "label": batch["label"], "mask": batch["mask"]}
 
