@@ -73,5 +73,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.log.tensorboard = False
   config.sweep.data = ml_collections.ConfigDict({"border": (0, 8, 16, 32, 64)})
   config.sweep.model = ml_collections.ConfigDict({"conv_mode": ("same", "full"), "frozen_features": (False, True)})
+  config.parallel_runs = 0  # CPU: one single-threaded run per core at a time
   config.report = "border_sweep"
   return config

@@ -112,7 +112,8 @@ def test_small_sweep_writes_report(tmp_path):
   config = _config(**{"num_epochs": 1, "batch_size": 4, "data.num_train": 4, "data.num_val": 2, "data.num_test": 2,
                       "data.patch_size": 8, "data.canvas_size": 16, "model.width": 2, "model.stage_sizes": (1,),
                       "eval.every_n_epochs": 1, "checkpoint.every_n_epochs": 1, "log.every_n_epochs": 1,
-                      "sweep.data.border": (0, 4), "sweep.model.frozen_features": (True,)})
+                      "sweep.data.border": (0, 4), "sweep.model.frozen_features": (True,),
+                      "parallel_runs": 1})  # in-process: worker start-up would dominate these tiny runs
   workdir = str(tmp_path / "bs")
   summary = trainer.train_and_evaluate(config, workdir)
   assert summary["num_runs"] == 4

@@ -1,5 +1,5 @@
-"""Data parallelism: 1 device vs 4 forced host devices vs 2 processes × 2 devices (jax.distributed on
-127.0.0.1) give the same loss and parameters for the same global batch (float tolerance)."""
+"""Data parallelism: 1 device vs 4 forced host devices (with microbatches) vs 2 processes × 2 devices
+(jax.distributed on 127.0.0.1) give the same loss and parameters for the same global batch (float tolerance)."""
 
 import json
 import os
@@ -79,8 +79,9 @@ def test_one_vs_four_devices_vs_two_processes(tmp_path):
   try:
     procs.append(subprocess.Popen(_cmd(config, one), cwd=ROOT, env=_env(1), stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True))
-    procs.append(subprocess.Popen(_cmd(config, four), cwd=ROOT, env=_env(4), stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True))
+    # Four devices, each step's batch of 16 in two microbatches of 8 (2 per device): the same update.
+    procs.append(subprocess.Popen(_cmd(config, four, "--config.microbatch_size=8"), cwd=ROOT, env=_env(4),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     for pid in range(2):
       procs.append(subprocess.Popen(
           _cmd(config, multi, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={pid}"),

@@ -17,6 +17,7 @@ def test_tiny_table1_sweep_writes_report(tmp_path, capsys):
   c.sweep.model.conv_mode = ("valid", "full")  # two modes keep the test short (compilation dominates)
   c.data.train_size, c.data.val_size, c.data.test_size = 200, 100, 100
   c.eval.batch_size = 100
+  c.parallel_runs = 1  # in-process (capsys sees the output); tests/test_train_parallel_runs.py covers the workers
   summary = trainer.train_and_evaluate(c, str(tmp_path))
   assert summary["num_runs"] == 2
   table = (tmp_path / "table1.md").read_text()
@@ -33,7 +34,7 @@ def test_tiny_table1_sweep_writes_report(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_default_table1_shows_the_paper_pattern(tmp_path):
-  """The full default run (~10 min on 2 quiet cores): valid/same read position, circular/full do not."""
+  """The full default run (3 seeds per mode, ~7 min on 2 cores): valid/same read position, circular/full do not."""
   trainer.train_and_evaluate(redgreen_table1.get_config(), str(tmp_path))
   with open(tmp_path / "summary.json") as f:
     groups = {g["overrides"]["model.conv_mode"]: g["metrics"] for g in json.load(f)["groups"]}

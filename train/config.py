@@ -150,6 +150,13 @@ def _validate_values(c: ml_collections.ConfigDict) -> None:
   check_keys(c)
   if not isinstance(c.batch_size, int) or c.batch_size < 1:
     raise ValueError(f"batch_size must be an int >= 1, got {c.batch_size!r}.")
+  if not isinstance(c.microbatch_size, int) or c.microbatch_size < 0 or (
+      c.microbatch_size and c.batch_size % c.microbatch_size):
+    raise ValueError(f"microbatch_size must be 0 (off) or an int that divides batch_size={c.batch_size}, got "
+                     f"{c.microbatch_size!r}.")
+  if not isinstance(c.parallel_runs, int) or c.parallel_runs < 0:
+    raise ValueError(f"parallel_runs must be an int >= 0 (0: one per CPU core, 1: one run at a time), got "
+                     f"{c.parallel_runs!r}.")
   if c.num_steps < 0 or c.num_epochs < 0 or (c.num_steps == 0 and c.num_epochs == 0):
     raise ValueError(f"num_steps={c.num_steps} / num_epochs={c.num_epochs}: one must be > 0 (num_steps "
                      "overrides num_epochs when > 0), neither negative.")

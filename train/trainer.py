@@ -40,6 +40,7 @@ import optax
 from train import checkpointing
 from train import config as config_lib
 from train import data as data_lib
+from train import parallel as parallel_lib
 from train import sharding as sharding_lib
 
 
@@ -93,7 +94,8 @@ def _apply(model: Any, params: Any, batch_stats: Any, images: jax.Array, train: 
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, model: Any,
-               tx: optax.GradientTransformation, nan_at_step: int = -1) -> tuple[TrainState, dict[str, jax.Array]]:
+               tx: optax.GradientTransformation, nan_at_step: int = -1,
+               microbatch_size: int = 0) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimisation step on a (global, sharded) batch. Pure: bind ``model``/``tx`` and ``jax.jit`` it.
 
   Args:
@@ -102,24 +104,48 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model: Any,
     model: a flax module (static).
     tx: the optax transform (static).
     nan_at_step: test hook; the loss of this global step is multiplied by NaN (``-1`` off).
+    microbatch_size: ``0`` (or ``B``) computes the gradient in one pass; otherwise the batch is cut into
+      ``B // microbatch_size`` microbatches (global sizes; each spread over all devices) whose summed
+      gradients make the same update. Saves activation memory; on CPU it also keeps a small net's activations
+      in cache, which is faster than one large pass. Models with BatchNorm are rejected by the trainer (the
+      statistics would be per microbatch).
 
   Returns:
     The new state and ``{'loss', 'accuracy'}`` of the batch (before the update).
   """
   dropout_rng = jax.random.fold_in(state.rng, state.step)
+  batch_size = batch["label"].shape[0]
+  nan_scale = jnp.where(state.step == nan_at_step, jnp.nan, 1.0) if nan_at_step >= 0 else 1.0
 
-  def loss_fn(params):
-    logits, batch_stats = _apply(model, params, state.batch_stats, batch["image"], True, dropout_rng)
-    loss = jnp.mean(cross_entropy(logits, batch["label"]))
-    if nan_at_step >= 0:
-      loss = loss * jnp.where(state.step == nan_at_step, jnp.nan, 1.0)
-    return loss, (logits, batch_stats)
+  def loss_fn(params, images, labels, rng):
+    # Summed (not mean) loss over these examples, scaled by the whole batch: microbatch gradients add up.
+    logits, batch_stats = _apply(model, params, state.batch_stats, images, True, rng)
+    loss = jnp.sum(cross_entropy(logits, labels)) / batch_size * nan_scale
+    return loss, (jnp.sum(jnp.argmax(logits, -1) == labels), batch_stats)
 
-  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  if not microbatch_size or microbatch_size >= batch_size:
+    (loss, (correct, batch_stats)), grads = grad_fn(state.params, batch["image"], batch["label"], dropout_rng)
+  else:
+    num_micro = batch_size // microbatch_size
+    # Example j of microbatch i is row j * num_micro + i: with the batch sharded in contiguous blocks over the
+    # devices, every microbatch takes the same number of rows from each device (no data movement).
+    split = lambda a: jnp.swapaxes(a.reshape(microbatch_size, num_micro, *a.shape[1:]), 0, 1)
+
+    def body(carry, xs):
+      grads, loss, correct = carry
+      i, images, labels = xs
+      (l, (c, _)), g = grad_fn(state.params, images, labels, jax.random.fold_in(dropout_rng, i))
+      return (jax.tree.map(jnp.add, grads, g), loss + l, correct + c), None
+
+    zeros = (jax.tree.map(jnp.zeros_like, state.params), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+    xs = (jnp.arange(num_micro), split(batch["image"]), split(batch["label"]))
+    (grads, loss, correct), _ = jax.lax.scan(body, zeros, xs)
+    batch_stats = state.batch_stats  # BatchNorm models cannot use microbatches (checked before training)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   updates = jax.tree.map(lambda u: u * state.lr_scale.astype(u.dtype), updates)
   params = optax.apply_updates(state.params, updates)
-  accuracy = jnp.mean((jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32))
+  accuracy = correct.astype(jnp.float32) / batch_size
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
   return new_state, {"loss": loss, "accuracy": accuracy}
 
@@ -136,26 +162,26 @@ def epoch_order(data_key: jax.Array, epoch: jax.Array, n: int, batch_size: int, 
 
 
 def indexed_step(state: TrainState, images: jax.Array, labels: jax.Array, ix: jax.Array, *, model: Any,
-                 tx: optax.GradientTransformation, batch_sharding: Any, nan_at_step: int = -1):
+                 tx: optax.GradientTransformation, batch_sharding: Any, nan_at_step: int = -1,
+                 microbatch_size: int = 0):
   """``train_step`` on the batch ``ix`` of an on-device data set (gathered on device, sharded over 'data')."""
   batch = {"image": images[ix], "label": labels[ix]}
   batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-  return train_step(state, batch, model=model, tx=tx, nan_at_step=nan_at_step)
+  return train_step(state, batch, model=model, tx=tx, nan_at_step=nan_at_step, microbatch_size=microbatch_size)
 
 
 def train_epoch(state: TrainState, images: jax.Array, labels: jax.Array, data_key: jax.Array, epoch: jax.Array, *,
                 model: Any, tx: optax.GradientTransformation, batch_size: int, num_steps: int, shuffle: bool,
-                batch_sharding: Any, nan_at_step: int = -1, unroll: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
+                batch_sharding: Any, nan_at_step: int = -1,
+                microbatch_size: int = 0) -> tuple[TrainState, dict[str, jax.Array]]:
   """``num_steps`` steps of ``train_step`` over an on-device data set, as one ``lax.scan``.
 
-  ``unroll=True`` unrolls the scan: XLA:CPU runs convolutions inside a while loop ~25x slower than outside
-  (measured: 200 s vs 7.8 s for a Red-Green epoch), so on CPU short epochs are unrolled.
   Returns the new state and per-step metrics (arrays of ``num_steps``).
   """
   index = epoch_order(data_key, epoch, images.shape[0], batch_size, num_steps, shuffle)
   body = functools.partial(indexed_step, images=images, labels=labels, model=model, tx=tx,
-                           batch_sharding=batch_sharding, nan_at_step=nan_at_step)
-  return jax.lax.scan(lambda s, ix: body(s, ix=ix), state, index, unroll=unroll)
+                           batch_sharding=batch_sharding, nan_at_step=nan_at_step, microbatch_size=microbatch_size)
+  return jax.lax.scan(lambda s, ix: body(s, ix=ix), state, index)
 
 
 def evaluate(params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array, mask: jax.Array, *, model: Any,
@@ -228,15 +254,10 @@ def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int, tota
 @dataclasses.dataclass
 class Programs:
   init: Callable[[jax.Array], TrainState]
-  epoch: Callable[..., Any] | None
-  step: Callable[..., Any]
-  order: Callable[..., Any]
+  epoch: Callable[..., Any]
   evaluate: Callable[..., Any]
   batch_step: Callable[..., Any]  # streams: train_step on a host-fed global batch
   eval_sums: Callable[..., Any]  # streams: eval_batch_sums
-
-
-MAX_UNROLLED_STEPS = 40  # CPU: epochs up to this many steps are one unrolled jitted program
 
 
 _PROGRAMS: dict[str, Programs] = {}
@@ -244,7 +265,8 @@ _PROGRAMS: dict[str, Programs] = {}
 
 def _program_key(config: ml_collections.ConfigDict, *extra: Any) -> str:
   sections = {k: config[k].to_dict() for k in ("model", "optimizer", "schedule", "precision")}
-  return json.dumps([sections, config.batch_size, config.data.shuffle, config.debug.nan_at_step, *map(str, extra)],
+  return json.dumps([sections, config.batch_size, config.microbatch_size, config.data.shuffle, config.debug.nan_at_step,
+                     *map(str, extra)],
                     sort_keys=True, default=str)
 
 
@@ -265,24 +287,18 @@ def build_programs(config: ml_collections.ConfigDict, model: Any, tx: optax.Grad
                       rng=jax.random.fold_in(rng, 2))
 
   nan = config.debug.nan_at_step
-  cpu = jax.default_backend() == "cpu"
+  micro = config.microbatch_size
   epoch = functools.partial(train_epoch, model=model, tx=tx, batch_size=config.batch_size, shuffle=config.data.shuffle,
-                            batch_sharding=batch_sharding, nan_at_step=nan, unroll=cpu)
-  # On CPU a scan must be unrolled (see train_epoch); long epochs would then compile for minutes, so they
-  # step batch by batch instead (same train_step, same order).
-  use_epoch = not cpu or steps_per_epoch <= MAX_UNROLLED_STEPS
+                            batch_sharding=batch_sharding, nan_at_step=nan, microbatch_size=micro)
   programs = Programs(
       init=jax.jit(init, out_shardings=rep),
       # num_steps is static: the full epoch length, and at most one shorter last epoch, compile.
-      epoch=jax.jit(epoch, static_argnames=("num_steps",), donate_argnums=(0,), out_shardings=(rep, rep))
-      if use_epoch else None,
-      step=jax.jit(functools.partial(indexed_step, model=model, tx=tx, batch_sharding=batch_sharding,
-                                     nan_at_step=nan), donate_argnums=(0,), out_shardings=(rep, rep)),
-      order=jax.jit(epoch_order, static_argnames=("n", "batch_size", "num_steps", "shuffle"), out_shardings=rep),
+      epoch=jax.jit(epoch, static_argnames=("num_steps",), donate_argnums=(0,), out_shardings=(rep, rep)),
       evaluate=jax.jit(functools.partial(evaluate, model=model, batch_sharding=batch_sharding),
                        static_argnames=("eval_batch",), out_shardings=rep),
       # jit traces lazily: in-memory runs never compile these two.
-      batch_step=jax.jit(functools.partial(train_step, model=model, tx=tx, nan_at_step=nan), donate_argnums=(0,),
+      batch_step=jax.jit(functools.partial(train_step, model=model, tx=tx, nan_at_step=nan, microbatch_size=micro),
+                         donate_argnums=(0,),
                          out_shardings=(rep, rep)),
       eval_sums=jax.jit(functools.partial(eval_batch_sums, model=model), out_shardings=rep),
   )
@@ -416,6 +432,14 @@ def _stream_batches(stream: data_lib.Stream, epoch: int, batch_size: int, start:
   return itertools.islice(stream.batches(*args), start, None)
 
 
+def _is_finished(run_dir: str) -> bool:
+  try:
+    with open(os.path.join(run_dir, "summary.json")) as f:
+      return json.load(f).get("status") == "finished"
+  except (OSError, ValueError):
+    return False
+
+
 def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: str = "") -> dict[str, Any]:
   """Trains and tests one run (one config, one seed) in ``run_dir``; resumes from its checkpoints."""
   from jaxborders.models import get_model
@@ -463,6 +487,9 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
   data_key = jax.device_put(jax.random.fold_in(seed_key, 1), rep)
 
   state = programs.init(jax.device_put(jax.random.fold_in(seed_key, 0), rep))
+  if config.microbatch_size and config.microbatch_size < config.batch_size and state.batch_stats:
+    raise ConfigError(f"microbatch_size={config.microbatch_size}: model {config.model.name!r} has BatchNorm, whose "
+                      "batch statistics would be per microbatch; set microbatch_size=0.")
   ckpt = checkpointing.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=config.checkpoint.keep)
   es = config.early_stopping
   meta: dict[str, Any] = dict(epoch=0, best_value=None, best_epoch=0, bad_evals=0, stopped=False,
@@ -566,16 +593,8 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
             writer.write_steps(step0 + written, rest, epoch + 1)
           preempt()  # stopped inside the epoch: meta['epoch'] still counts completed epochs only
         step_metrics = jax.tree.map(lambda *v: jnp.stack(v), *per_step)
-      elif programs.epoch is not None:
-        state, step_metrics = programs.epoch(state, images, labels, data_key, jnp.int32(epoch), num_steps=n_steps)
       else:
-        order = programs.order(data_key, jnp.int32(epoch), n=n_train, batch_size=config.batch_size,
-                               num_steps=n_steps, shuffle=config.data.shuffle)
-        per_step = []
-        for i in range(n_steps):
-          state, m = programs.step(state, images, labels, order[i])
-          per_step.append(m)
-        step_metrics = jax.tree.map(lambda *v: jnp.stack(v), *per_step)
+        state, step_metrics = programs.epoch(state, images, labels, data_key, jnp.int32(epoch), num_steps=n_steps)
       step_metrics = sharding_lib.to_host(step_metrics)
       dt = time.time() - t0
       epoch_times.append(dt)
@@ -730,20 +749,39 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     raise ConfigError(str(e)) from None
   check_workdir(workdir)
   sharding_lib.check_batch_size(config.batch_size)
+  for point in config_lib.sweep_points(config):
+    micro = config_lib.apply_overrides(config, point).microbatch_size
+    if micro:
+      sharding_lib.check_batch_size(micro, "microbatch_size")
   mesh = sharding_lib.make_mesh()
   runs_spec = list(config_lib.iter_runs(config))
   single = len(runs_spec) == 1
   t0 = time.time()
-  runs = []
+  jobs = []
   for i, (overrides, seed, run_config) in enumerate(runs_spec):
     run_dir = workdir if single else os.path.join(workdir, config_lib.run_name(overrides), f"seed_{seed}")
     label = "" if single else f"[{i + 1}/{len(runs_spec)} {config_lib.run_name(overrides)} seed {seed}] "
-    result = run_one(run_config, run_dir, mesh, label)
-    result["overrides"] = overrides
-    runs.append(result)
+    jobs.append((run_config, run_dir, label))
+
+  def done(i: int, result: dict[str, Any]) -> None:
+    result["overrides"] = runs_spec[i][0]
     if not single:
-      _print(f"{label}done in {result['wall_s']:.1f} s: " +
+      _print(f"{jobs[i][2]}done in {result['wall_s']:.1f} s: " +
              ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
+
+  unfinished = sum(not _is_finished(run_dir) for _, run_dir, _ in jobs)
+  workers = parallel_lib.num_workers(config.parallel_runs, unfinished)
+  if workers > 1:
+    _print(f"training {len(jobs)} runs, {workers} at a time (parallel_runs: one single-threaded process per core)")
+    runs = parallel_lib.run_all(jobs, workers, lambda: bool(_STOP_SIGNAL), done)
+    for result, (_, run_dir, _) in zip(runs, jobs):
+      params_path = os.path.join(run_dir, "params.msgpack")
+      result["params"] = load_params(run_dir) if os.path.exists(params_path) else None
+  else:
+    runs = []
+    for i, (run_config, run_dir, label) in enumerate(jobs):
+      runs.append(run_one(run_config, run_dir, mesh, label))
+      done(i, runs[-1])
   groups = summarize(runs)
   table = summary_markdown(groups)
   summary = {"runs": [{k: v for k, v in r.items() if k != "params"} for r in runs], "groups": groups,
@@ -759,7 +797,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       json.dump(summary, f, indent=1)
     if config.report:
       report = importlib.import_module(f"train.reports.{config.report}")
-      text = table + "\n" + report.report(workdir, runs, config)
+      text = table + "\n" + report.report(workdir, runs, config, wall_s=time.time() - t0, workers=workers)
   _print(f"\n{text}\nwall time: {summary['wall_s']:.1f} s for {len(runs)} run(s); results in {workdir}")
   return summary
 

@@ -151,6 +151,8 @@ def conv(x: jax.Array, w: jax.Array, mode: BorderMode = "same", strides: int | S
 
   Zero-padded modes (``valid``, ``same``, ``full``) pass their padding to ``lax.conv_general_dilated``
   directly (no pad op); ``circular``, ``reflect`` and ``replicate`` pad explicitly and run a VALID conv.
+  On CPU (``feature_group_count=1``) the same linear map is computed faster as im2col × matmul where XLA:CPU's
+  conv is slow: under differentiation, for the explicitly padded modes, and for 1×1 kernels (a plain matmul).
 
   Args:
     x: (N, *spatial, C_in), 1-3 spatial dims.
@@ -195,6 +197,15 @@ def conv(x: jax.Array, w: jax.Array, mode: BorderMode = "same", strides: int | S
     x = _pad_spatial(x, mode, pads)
     pads = ((0, 0),) * rank
   if feature_group_count == 1 and jax.default_backend() == "cpu":
+    if all(k == 1 for k in ks) and all(p == (0, 0) for p in pads):
+      # A 1x1 conv is a matmul (after striding); XLA:CPU runs the dot ~3x faster than the conv, both directions.
+      if any(s > 1 for s in ss):
+        x = x[(slice(None), *(slice(None, None, s) for s in ss))]
+      return _matmul(x, w.reshape(-1, w.shape[-1]), precision)
+    if mode not in ZERO_MODES:
+      # Explicitly padded input: XLA:CPU's VALID conv on it runs 1.3-3x slower than im2col x matmul (measured on
+      # ResNet and Red-Green layer shapes, benchmarks/ops.py), so the forward pass is im2col here too.
+      return _matmul(_patches(x, ks, ss, pads, ds), w.reshape(-1, w.shape[-1]), precision)
     return _conv_cpu_fast_grad(x, w, ss, pads, ds, rank, precision)
   return _conv_general(x, w, ss, pads, ds, rank, feature_group_count, precision)
 
@@ -221,13 +232,19 @@ def _patches(x, kernel_size, strides, pads, dilation):
 # XLA:CPU differentiates convolutions slowly: kernel gradients (a conv with the batch as the contraction) and the
 # input gradients of strided convs (lhs-dilated convs) run 5-10x slower than the forward conv, and far slower
 # still when the padding exceeds (k-1)/2 as in F-Conv (measured on the Red-Green layers, 200x32x32: 3x3 stride-2
-# conv, forward 22 ms, input gradient 139 ms, kernel gradient 124 ms). On CPU the primal stays the conv, but the
-# derivative rule is written as im2col x matmul, whose transpose (reverse mode) is a matmul for the kernel and a
-# matmul + strided pads for the input. Both forms are the same linear map, so derivatives are identical;
-# accelerators keep their native conv gradients (no custom rule there).
+# conv, forward 22 ms, input gradient 139 ms, kernel gradient 124 ms). On CPU the derivative rule is written as
+# im2col x matmul: under differentiation the output is computed from the same patches the kernel gradient needs
+# (one patch extraction, three matmuls: forward, kernel gradient, input gradient + strided pads); without
+# differentiation the primal stays XLA's conv. Both forms are the same linear map, so values and derivatives agree
+# to rounding; accelerators keep their native convs and conv gradients (no custom rule there).
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6))
 def _conv_cpu_fast_grad(x, w, strides, pads, dilation, rank, precision):
   return _conv_general(x, w, strides, pads, dilation, rank, 1, precision)
+
+
+def _matmul(a, b, precision):
+  # 2D matmuls: XLA:CPU runs a dot contracting several batch-like dims far slower than the reshaped 2D one.
+  return jnp.matmul(a.reshape(-1, a.shape[-1]), b, precision=precision).reshape(*a.shape[:-1], b.shape[-1])
 
 
 @_conv_cpu_fast_grad.defjvp
@@ -236,11 +253,10 @@ def _conv_cpu_fast_grad_jvp(strides, pads, dilation, rank, precision, primals, t
   dx, dw = tangents
   kernel_size = w.shape[:rank]
   w_matrix = lambda w: w.reshape(-1, w.shape[-1])
-  # 2D matmuls: XLA:CPU runs a dot contracting several batch-like dims far slower than the reshaped 2D one.
-  matmul = lambda a, b: jnp.matmul(a.reshape(-1, a.shape[-1]), b, precision=precision).reshape(*a.shape[:-1], -1)
-  y = _conv_general(x, w, strides, pads, dilation, rank, 1, precision)
-  dy = (matmul(_patches(dx, kernel_size, strides, pads, dilation), w_matrix(w))
-        + matmul(_patches(x, kernel_size, strides, pads, dilation), w_matrix(dw)))
+  patches = _patches(x, kernel_size, strides, pads, dilation)
+  y = _matmul(patches, w_matrix(w), precision)
+  dy = (_matmul(_patches(dx, kernel_size, strides, pads, dilation), w_matrix(w), precision)
+        + _matmul(patches, w_matrix(dw), precision))
   return y, dy.astype(y.dtype)
 
 

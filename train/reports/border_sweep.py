@@ -108,7 +108,8 @@ def verdict(results: dict[tuple[str, str, bool, int], list[float]]) -> str:
   return text
 
 
-def report(workdir: str, runs: list[dict[str, Any]], config: Any) -> str:
+def report(workdir: str, runs: list[dict[str, Any]], config: Any, **timing: Any) -> str:
+  del timing  # wall time and parallelism (unused here)
   """Report hook: writes ``border_sweep.md`` and ``border_sweep.png``; returns the table and a verdict."""
   results = collect(runs, config)
   text = ("## Border-distance sweep (F-Conv paper Exp 1, Fig. 4)\n\nTest location accuracy (%), mean ± std over "

@@ -115,7 +115,8 @@ def plot_filters(path: str, runs: list[dict[str, Any]], config: Any) -> None:
   plt.close(fig)
 
 
-def report(workdir: str, runs: list[dict[str, Any]], config: Any) -> str:
+def report(workdir: str, runs: list[dict[str, Any]], config: Any, **timing: Any) -> str:
+  del timing  # wall time and parallelism (unused here)
   """Report hook: writes ``patch_toy.md`` and ``patch_toy_filters.png``; returns the table."""
   table, by_mode = accuracy_table(runs, config)
   text = ("## Patch-location toy (F-Conv paper Fig. 1)\n\nIdentical patch at the top-left (class 0) or "

@@ -53,7 +53,9 @@ def pattern_checks(res: dict[str, dict[str, Any]]) -> dict[str, bool]:
   return checks
 
 
-def report(workdir: str, runs: list[dict[str, Any]], config: Any) -> str:
+def report(workdir: str, runs: list[dict[str, Any]], config: Any, wall_s: float | None = None,
+           workers: int = 1) -> str:
+  """Writes table1.md / table1.png. ``wall_s``: elapsed time of the whole sweep; ``workers``: runs at once."""
   res = collect(runs)
   modes = [k for k in MODES if k in res] + [k for k in res if k not in MODES]
   n_seeds = len(next(iter(res.values()))["seeds"])
@@ -90,11 +92,15 @@ def report(workdir: str, runs: list[dict[str, Any]], config: Any) -> str:
         + ("Our runs show the paper's pattern." if found else
            "Our runs do NOT show every part of the paper's pattern (see the checks above); with few seeds or "
            "shortened training this is expected, otherwise investigate.")
-        + f" With {n_seeds} seed(s) instead of 10 the ± are rough; run --config.seeds=\"(0,1,2,3,4,5,6,7,8,9)\" for "
-        "the full protocol.")
-  total = sum(sum(d["wall_s"]) for d in res.values())
-  lines += ["", f"Wall time: {total:.0f} s for {sum(len(d['seeds']) for d in res.values())} runs ("
-            + ", ".join(f"{k} {np.mean(res[k]['wall_s']):.1f} s/run" for k in modes) + ")."]
+        + (f" With {n_seeds} seed{'s' if n_seeds > 1 else ''} instead of 10 the ± are rough; run "
+           "--config.seeds=\"(0,1,2,3,4,5,6,7,8,9)\" for the full protocol." if n_seeds < 10 else ""))
+  num_runs = sum(len(d["seeds"]) for d in res.values())
+  per_run = ", ".join(f"{k} {np.mean(res[k]['wall_s']):.1f} s" for k in modes)
+  if wall_s is None:
+    lines += ["", f"Time per run: {per_run}."]
+  else:
+    at_once = f", {workers} at a time (one single-threaded process per core)" if workers > 1 else ""
+    lines += ["", f"Wall time: {wall_s:.0f} s for {num_runs} runs{at_once}; per run: {per_run}."]
   text = "\n".join(lines) + "\n"
   with open(os.path.join(workdir, "table1.md"), "w") as f:
     f.write(text)

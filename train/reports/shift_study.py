@@ -78,7 +78,8 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
   plt.close(fig)
 
 
-def report(workdir: str, runs: list[dict[str, Any]], config: Any) -> str:
+def report(workdir: str, runs: list[dict[str, Any]], config: Any, **timing: Any) -> str:
+  del timing  # wall time and parallelism (unused here)
   """The trainer's report hook: evaluates every run, writes shift_study.md / .png, returns the table."""
   del runs  # train.eval restores each run from its checkpoints (it needs the BatchNorm statistics too)
   summary = eval_lib.evaluate(config, workdir, quiet=True)
