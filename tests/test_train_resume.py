@@ -99,3 +99,34 @@ def test_sigkill_resume_is_bit_identical_and_sigterm_saves(tmp_path):
       if p.poll() is None:
         p.kill()
         p.wait()
+
+
+def test_sigterm_stops_parallel_runs_and_the_rerun_finishes_them(tmp_path):
+  """parallel_runs: SIGTERM to the parent reaches the workers (checkpoints saved, queued runs not started),
+  the parent exits 0; the same command then resumes the stopped runs and finishes every run."""
+  config = tmp_path / "cfg.py"
+  config.write_text(CONFIG)
+  workdir = str(tmp_path / "sweep")
+  extra = ["--config.parallel_runs=2", "--config.seeds=(0,1,2,3)"]
+  proc = start(str(config), workdir, "--config.debug.step_sleep_s=1.0", *extra)
+  try:
+    wait_for_checkpoint(os.path.join(workdir, "base", "seed_0"), 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "preempted" in out and "2 at a time" in out
+    started = [s for s in range(4) if os.path.isdir(os.path.join(workdir, "base", f"seed_{s}", "checkpoints"))]
+    assert 0 in started and len(started) <= 3, (started, out)  # at most the queued one got past the start
+    assert not os.path.exists(os.path.join(workdir, "summary.json"))
+    again = start(str(config), workdir, *extra)
+    out, _ = again.communicate(timeout=240)
+    assert again.returncode == 0, out
+    assert "resumed from step" in out
+    with open(os.path.join(workdir, "summary.json")) as f:
+      summary = json.load(f)
+    assert summary["num_runs"] == 4 and all(r["epochs"] == 6 for r in summary["runs"])
+  finally:
+    for p in [proc] + ([again] if "again" in locals() else []):
+      if p.poll() is None:
+        p.kill()
+        p.wait()

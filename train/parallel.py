@@ -73,6 +73,8 @@ def _worker_init(cores: Any, cache_dir: str | None) -> None:
 
 def _worker_run(run_config: dict[str, Any], run_dir: str, label: str) -> dict[str, Any]:
   from train import sharding, trainer
+  if trainer._STOP_SIGNAL:  # a run already queued to this worker when the stop came: do not start it
+    raise trainer.Preempted(f"{label}not started: a stop signal arrived first")
   result = trainer.run_one(ml_collections.ConfigDict(run_config), run_dir, sharding.make_mesh(), label)
   result.pop("params", None)  # the parent reads them from run_dir (params.msgpack)
   return result
