@@ -120,14 +120,15 @@ def _np_pad_per_axis(x: np.ndarray, modes, pads, fill_modes=_NP_MODE) -> np.ndar
 
 def ref_partial_ratio(spatial, modes, ks, strides, dilation) -> np.ndarray:
   """NVIDIA partialconv's mask ratio, restated: a mask of ones over the image, zero-padded on the ``partial``
-  axes (padded with ones elsewhere, where nothing is rescaled), summed over each window by a loop over taps;
-  ratio = window size / that sum (0 where the window holds no real pixel)."""
+  axes and edge-padded elsewhere (a wrapped / mirrored / zero-padded position of another axis counts as real
+  exactly when its row on the ``partial`` axis is real: only ``partial`` axes rescale), summed over each window
+  by a loop over taps; ratio = window size / that sum (0 where the window holds no real pixel)."""
   pads = [ref_pads(m, k, d) for m, k, d in zip(modes, ks, dilation)]
   mask = np.ones(spatial)
   for axis, (m, p) in enumerate(zip(modes, pads)):
     widths = [(0, 0)] * len(spatial)
     widths[axis] = p
-    mask = np.pad(mask, widths, constant_values=0.0 if m == "partial" else 1.0)
+    mask = np.pad(mask, widths) if m == "partial" else np.pad(mask, widths, mode="edge")
   ke = [d * (k - 1) + 1 for k, d in zip(ks, dilation)]
   out = [(n - e) // s + 1 for n, e, s in zip(mask.shape, ke, strides)]
   real = np.zeros(out)

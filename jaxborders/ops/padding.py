@@ -66,9 +66,9 @@ def _pad_pair(mode: str, effective_kernel: int) -> tuple[int, int]:
   return (lo, effective_kernel - 1 - lo)
 
 
-def _rank_of(mode: Modes, *sizes: int | Sequence[int]) -> int:
+def _rank_of(*values: int | Sequence[int] | Modes) -> int:
   """Spatial rank implied by the first per-dim argument that is a sequence (1 if all are scalars)."""
-  for value in (mode, *sizes):
+  for value in values:
     if not isinstance(value, (str, int, np.integer)):
       try:
         return len(value)  # type: ignore[arg-type]
@@ -99,7 +99,7 @@ def padding_for(mode: Modes, kernel_size: int | Sequence[int],
     >>> padding_for(('same', 'full', 'valid'), 3)
     ((1, 1), (2, 2), (0, 0))
   """
-  rank = _rank_of(mode, kernel_size, dilation)
+  rank = _rank_of(kernel_size, dilation, mode)
   modes = as_modes("mode", mode, rank, MODES)
   ks = as_tuple("kernel_size", kernel_size, rank)
   ds = as_tuple("dilation", dilation, rank)
@@ -117,7 +117,7 @@ def output_size(n: int | Sequence[int], kernel_size: int | Sequence[int], mode: 
   >>> output_size((8, 8), 3, ('valid', 'full'))
   (6, 10)
   """
-  rank = _rank_of(mode, n, kernel_size, stride, dilation)
+  rank = _rank_of(n, kernel_size, stride, dilation, mode)
   ns = as_tuple("n", n, rank)
   ks = as_tuple("kernel_size", kernel_size, rank)
   ss = as_tuple("stride", stride, rank)
