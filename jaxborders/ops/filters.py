@@ -7,10 +7,12 @@ depthwise ``conv_general_dilated``. The padding is never materialised (border ou
 rows the padding would copy), and the reverse-mode derivative is a hand-written transposed blur rather than
 autodiff, which on CPU would materialise one padded cotangent per tap.
 
-Derivatives: the op is linear, so its JVP is the op itself applied to the tangent. It is a ``custom_jvp`` whose
-tangent is written as the *transpose of the hand-written adjoint* (``jax.linear_transpose``): forward mode
-(``jvp``, ``jacfwd``, ``hessian``) works, and reverse mode, which transposes the tangent, runs the hand-written
-adjoint itself.
+Derivatives: the op is linear, so its JVP is the op itself applied to the tangent and its VJP is its transpose.
+The blur and its hand-written adjoint are two JAX primitives, each declared the other's transpose: forward mode
+(``jvp``, ``jacfwd``, ``hessian``) and reverse mode (``grad``, also nested) both run the hand-written passes, and
+``vmap`` folds a mapped axis into the batch. (A ``custom_vjp`` forbids forward mode; a ``custom_jvp`` whose
+tangent is written as ``jax.linear_transpose`` of the adjoint works but transposes the adjoint's concatenations
+into pads + adds, measured 1.2-1.6x slower forward+backward.)
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.core import ShapedArray
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
 
 from jaxborders.ops import padding as padding_ops
 from jaxborders.ops.checks import as_modes, as_tuple, check_choice, spatial_rank
@@ -230,22 +235,78 @@ def _blur_pool_adjoint(g: jax.Array, taps: tuple[float, ...], strides: tuple[int
   return g
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3, 4))
+def _blur_pool_out_shape(shape, taps, strides, pads) -> tuple[int, ...]:
+  spatial = [(n + lo + hi - len(taps)) // s + 1 for n, (lo, hi), s in zip(shape[1:-1], pads, strides)]
+  return (shape[0], *spatial, shape[-1])
+
+
+# Two linear primitives, each the other's transpose: the blur (forward pass) and its hand-written adjoint. Their
+# JVPs are themselves applied to the tangent (``ad.deflinear2``), so forward mode, reverse mode and any nesting
+# (Hessians) run the hand-written passes, never autodiff of them; both lower to their shift-and-add jnp code.
+_blur_p = Primitive("jaxborders_blur_pool")
+_blur_adjoint_p = Primitive("jaxborders_blur_pool_adjoint")
+
+
+def _blur_abstract(x, *, taps, strides, pads, pad_modes):
+  return ShapedArray(_blur_pool_out_shape(x.shape, taps, strides, pads), x.dtype)
+
+
+def _blur_adjoint_abstract(g, *, taps, strides, pads, pad_modes, shape):
+  return ShapedArray(shape, g.dtype)
+
+
+def _blur_transpose(ct, x, *, taps, strides, pads, pad_modes):
+  if type(ct) is ad.Zero:
+    return [ad.Zero(x.aval)]
+  return [_blur_adjoint_p.bind(ct, taps=taps, strides=strides, pads=pads, pad_modes=pad_modes, shape=x.aval.shape)]
+
+
+def _blur_adjoint_transpose(ct, g, *, taps, strides, pads, pad_modes, shape):
+  if type(ct) is ad.Zero:
+    return [ad.Zero(g.aval)]
+  return [_blur_p.bind(ct, taps=taps, strides=strides, pads=pads, pad_modes=pad_modes)]
+
+
+def _merge_batch(args, dims):
+  """vmap: the ops act per sample, so a mapped axis folds into the sample axis N."""
+  (x,), (d,) = args, dims
+  x = jnp.moveaxis(x, d, 0)
+  return x.reshape(-1, *x.shape[2:]), x.shape[:2]
+
+
+def _blur_batch(args, dims, **params):
+  x, (b, n) = _merge_batch(args, dims)
+  y = _blur_p.bind(x, **params)
+  return y.reshape(b, n, *y.shape[1:]), 0
+
+
+def _blur_adjoint_batch(args, dims, *, shape, **params):
+  g, (b, n) = _merge_batch(args, dims)
+  dx = _blur_adjoint_p.bind(g, shape=(b * n, *shape[1:]), **params)
+  return dx.reshape(b, n, *dx.shape[1:]), 0
+
+
+def _register_blur_primitives() -> None:
+  forward = lambda x, **p: _blur_pool_forward(x, **p)
+  adjoint = lambda g, **p: _blur_pool_adjoint(g, **p)
+  _blur_p.def_impl(forward)
+  _blur_adjoint_p.def_impl(adjoint)
+  _blur_p.def_abstract_eval(_blur_abstract)
+  _blur_adjoint_p.def_abstract_eval(_blur_adjoint_abstract)
+  mlir.register_lowering(_blur_p, mlir.lower_fun(forward, multiple_results=False))
+  mlir.register_lowering(_blur_adjoint_p, mlir.lower_fun(adjoint, multiple_results=False))
+  ad.deflinear2(_blur_p, _blur_transpose)
+  ad.deflinear2(_blur_adjoint_p, _blur_adjoint_transpose)
+  batching.primitive_batchers[_blur_p] = _blur_batch
+  batching.primitive_batchers[_blur_adjoint_p] = _blur_adjoint_batch
+
+
+_register_blur_primitives()
+
+
 def _blur_pool_linear(x: jax.Array, taps: tuple[float, ...], strides: tuple[int, ...],
                       pads: tuple[tuple[int, int], ...], pad_modes: tuple[str, ...]) -> jax.Array:
-  return _blur_pool_forward(x, taps, strides, pads, pad_modes)
-
-
-@_blur_pool_linear.defjvp
-def _blur_pool_jvp(taps, strides, pads, pad_modes, primals, tangents):
-  # The tangent is the same linear map, written as the transpose of the hand-written adjoint: transposing it
-  # again (reverse mode) gives back the adjoint's own slices and pads, not autodiff of the forward pass.
-  (x,), (dx,) = primals, tangents
-  y = _blur_pool_linear(x, taps, strides, pads, pad_modes)
-  adjoint = functools.partial(_blur_pool_adjoint, taps=taps, strides=strides, pads=pads, pad_modes=pad_modes,
-                              shape=x.shape)
-  (dy,) = jax.linear_transpose(adjoint, jax.ShapeDtypeStruct(y.shape, dx.dtype))(dx)
-  return y, dy
+  return _blur_p.bind(x, taps=taps, strides=strides, pads=pads, pad_modes=pad_modes)
 
 
 @functools.partial(jax.jit, static_argnames=("taps", "strides", "pads", "pad_modes"))
