@@ -14,7 +14,7 @@ Two tables, every row timed side by side in one process (calls interleaved round
    Target (issue 2): ``blur_pool`` no slower than the PyTorch one (ratio <= 1).
 3. ``conv`` per implementation (``impl='xla'`` / ``'im2col'`` / ``'auto'``) per mode, forward and
    forward+backward, on a Red-Green layer and two ResNet layers: the table behind ``jaxborders.auto_conv_path``.
-4. ``--blur-vjp-compare``: ``blur_pool`` forward+backward with today's custom JVP (forward mode allowed) against the
+4. ``--blur-vjp-compare``: ``blur_pool`` forward+backward with today's linear primitives (forward mode allowed) against the
    former custom VJP (reverse mode only) built from the same forward and adjoint passes, and ``jax.jvp`` cost.
 
 Forward+backward is one call that returns the output and the input gradient for a fixed random cotangent
@@ -207,8 +207,8 @@ def bench_blur_vjp(shape, size: int, repeats: int, dtype) -> dict[str, Any]:
   jvp = jax.jit(lambda x, dx: jax.jvp(new, (x,), (dx,)))
   fb_new, fb_old = _fwd_bwd(new, x), _fwd_bwd(old, x)
   diff = float(jnp.abs(fb_new(x)[1][0] - fb_old(x)[1][0]).max())
-  times = time_interleaved({"custom_jvp/fb": lambda: _block(fb_new(x)), "custom_vjp/fb": lambda: _block(fb_old(x)),
-                            "custom_jvp/jvp": lambda: _block(jvp(x, dx))}, repeats)
+  times = time_interleaved({"now/fb": lambda: _block(fb_new(x)), "custom_vjp/fb": lambda: _block(fb_old(x)),
+                            "now/jvp": lambda: _block(jvp(x, dx))}, repeats)
   return {"op": "blur_pool_rule", "in_shape": list(shape), "size": size, "max_abs_grad_diff": diff,
           **{k.replace("/", "_"): v for k, v in times.items()}}
 
@@ -293,11 +293,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     shape = tuple(int(v) for v in args.blur_vjp_compare.split(","))
     row = bench_blur_vjp(shape, 3, repeats, dtype)
     result["blur_pool_rule"] = row
-    new, old = row["custom_jvp_fb"]["median_ms"], row["custom_vjp_fb"]["median_ms"]
+    new, old = row["now_fb"]["median_ms"], row["custom_vjp_fb"]["median_ms"]
     print(f"## blur_pool derivative rule, input {'×'.join(map(str, shape))}, size 3, reflect, stride 2\n\n"
-          + markdown_table(["fwd+bwd custom_jvp (now) ms", "fwd+bwd custom_vjp (before) ms", "now / before",
+          + markdown_table(["fwd+bwd now (linear primitives) ms", "fwd+bwd custom_vjp (before) ms", "now / before",
                             "jvp ms", "max |grad diff|"],
-                           [[fmt_ms(new), fmt_ms(old), fmt_ratio(new, old), fmt_ms(row["custom_jvp_jvp"]["median_ms"]),
+                           [[fmt_ms(new), fmt_ms(old), fmt_ratio(new, old), fmt_ms(row["now_jvp"]["median_ms"]),
                              f"{row['max_abs_grad_diff']:.1e}"]]) + "\n", flush=True)
   path = write_json(args.out, result)
   print(f"wrote {path}")
