@@ -127,6 +127,15 @@ class ResNet(common.ZooModel):
     width: channels of the stem and stage 1 (stages: width·(1, 2, 4, 8)); 64 = torchvision.
     pool_only: anti-alias only the stem pool, not the stem conv (None: the method authors' default: True for
       BlurPool as antialiased-cnns, False for APS as the official APS code).
+
+  Example:
+    >>> from jaxborders.models import get_model, intermediate_shapes
+    >>> model = get_model('resnet18', conv_mode='circular', antialias='aps', width=8)
+    >>> model.min_input_size()
+    (3, 3)
+    >>> shapes = intermediate_shapes(model, (1, 32, 32, 3))
+    >>> [(k, v[1:3]) for k, v in shapes.items()][:3], list(shapes)[-1]
+    ([('stem', (8, 8)), ('layer1.0', (8, 8)), ('layer1.1', (8, 8))], 'pre_logits')
   """
 
   block: str = "basic"
