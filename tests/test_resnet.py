@@ -56,18 +56,17 @@ def test_parameter_counts_equal_torchvision(name, count):
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
 def test_feature_map_sizes_at_224(name):
-  # SPEC §2: F-Conv stem 115 -> pool 57 -> ... -> 21×21; S-Conv (torchvision) 56 -> 7×7.
-  x = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
+  # F-Conv (CWB): stem 115 -> pool 57 -> ... -> 21×21; S-Conv (torchvision) 56 -> 7×7.
   expected = {"same": {"stem": 56, "stage4": 7}, "full": {"stem": 57, "stage4": 21}}
+  stages = (2, 2, 2, 2) if name == "resnet18" else (3, 4, 6, 3)
+  order = ["stem"] + [n for s, blocks in enumerate(stages, 1)
+                      for n in [f"layer{s}.{b}" for b in range(blocks)] + [f"stage{s}"]] + ["pre_logits"]
   for mode, sizes in expected.items():
-    model = get_model(name, conv_mode=mode)
-    _, feats = jax.eval_shape(lambda v, x: model.apply(v, x, return_features=True), variable_shapes(model, x.shape), x)
-    assert set(feats) == set(FEATURE_NAMES)
+    shapes = intermediate_shapes(get_model(name, conv_mode=mode), (1, 224, 224, 3))
+    assert list(shapes) == order  # network order
     for key, n in sizes.items():
-      assert feats[key].shape[1:3] == (n, n), (mode, key, feats[key].shape)
-    assert feats["pre_logits"].shape == (1, 512 if name == "resnet18" else 2048)
-    assert model.feature_sizes((224, 224))["stage4"] == (sizes["stage4"],) * 2  # arithmetic without tracing
-  assert get_model(name, conv_mode="full").feature_sizes((224, 224))["stem"] == (57, 57)
+      assert shapes[key][1:3] == (n, n), (mode, key, shapes[key])
+    assert shapes["pre_logits"] == (1, 512 if name == "resnet18" else 2048)
 
 
 def test_bad_arguments_list_valid_values():
