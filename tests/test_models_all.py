@@ -195,7 +195,13 @@ def test_intermediates_keep_their_order_through_jit():
   assert names == _expected_order(model) and names.index("features_2") < names.index("features_10")
 
 
-@pytest.mark.parametrize("name", list_models())
+# One model per family by default; the others (same code, more tracing) in the slow run.
+_MIN_SIZE_QUICK = {"resnet18", "resnet50", "resnet3d_18", "vgg11_bn", "densenet121", "hardnet", "bagnet9",
+                   "redgreen_net", "patch_toy_net", "quadrant_net"}
+
+
+@pytest.mark.parametrize("name", [n if n in _MIN_SIZE_QUICK else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in list_models()])
 def test_too_small_input_names_the_minimum(name):
   model = _build(name, "valid", None)  # unpadded convs: the largest minimum
   minimum = tuple(model.min_input_size())

@@ -84,8 +84,8 @@ def intermediate_shapes(model: nn.Module, input_shape: Sequence[int]) -> collect
   trace: nothing is computed or allocated).
 
   >>> from jaxborders.models import get_model
-  >>> intermediate_shapes(get_model('patch_toy_net'), (1, 8, 8, 1))
-  OrderedDict({'response': (1, 8, 8, 1), 'pre_logits': (1, 1)})
+  >>> list(intermediate_shapes(get_model('patch_toy_net'), (1, 8, 8, 1)).items())
+  [('response', (1, 8, 8, 1)), ('pre_logits', (1, 1))]
   """
   x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)
 
