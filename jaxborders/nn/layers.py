@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from jaxborders.ops import aps as aps_ops
 from jaxborders.ops import filters, padding
-from jaxborders.ops.checks import as_tuple, check_choice, check_rank
+from jaxborders.ops.checks import as_modes, as_tuple, check_choice, check_rank
 
 Dtype = Any
 
@@ -25,7 +25,8 @@ class Conv(nn.Module):
     features: output channels.
     kernel_size: int or one per spatial dim; the spatial rank is ``len(kernel_size)`` (an int means 2D).
     strides: int or one per spatial dim.
-    mode: border mode, one of ``jaxborders.MODES``.
+    mode: border mode, one of ``jaxborders.MODES``, or one per spatial dim (e.g. ``('same', 'full', 'full')``).
+      With ``partial`` the bias is added after the rescaling, as in NVIDIA's ``partialconv``.
     kernel_dilation: int or one per spatial dim.
     feature_group_count: groups.
     use_bias: add a bias.
@@ -36,7 +37,7 @@ class Conv(nn.Module):
   features: int
   kernel_size: int | Sequence[int] = 3
   strides: int | Sequence[int] = 1
-  mode: str = "same"
+  mode: str | Sequence[str] = "same"
   kernel_dilation: int | Sequence[int] = 1
   feature_group_count: int = 1
   use_bias: bool = True
@@ -47,7 +48,10 @@ class Conv(nn.Module):
   bias_init: Any = nn.initializers.zeros_init()
 
   def __post_init__(self):
-    check_choice("mode", self.mode, padding.MODES)
+    if isinstance(self.mode, str):
+      check_choice("mode", self.mode, padding.MODES)
+    else:
+      as_modes("mode", self.mode, len(self.mode) if isinstance(self.mode, Sequence) else 1, padding.MODES)
     super().__post_init__()
 
   @nn.compact
@@ -59,6 +63,7 @@ class Conv(nn.Module):
     # and the message names the layer's own attribute (kernel_dilation, not the op's dilation).
     as_tuple("strides", self.strides, rank)
     as_tuple("kernel_dilation", self.kernel_dilation, rank)
+    as_modes("mode", self.mode, rank, padding.MODES)
     check_rank("x", x.shape, rank)
     if x.shape[-1] % self.feature_group_count:
       raise ValueError(f"feature_group_count={self.feature_group_count} must divide the {x.shape[-1]} input channels.")
@@ -73,18 +78,26 @@ class Conv(nn.Module):
     return y
 
 
+def _check_pad_mode(pad_mode) -> None:
+  """Checks one blur pad mode or a tuple of them at construction (the length is checked against x when called)."""
+  if isinstance(pad_mode, str):
+    check_choice("pad_mode", pad_mode, filters.BLUR_PAD_MODES)
+  else:
+    as_modes("pad_mode", pad_mode, len(pad_mode) if isinstance(pad_mode, Sequence) else 1, filters.BLUR_PAD_MODES)
+
+
 class BlurPool(nn.Module):
   """``jaxborders.blur_pool`` as a layer (no parameters)."""
 
   size: int = 3
   stride: int | Sequence[int] = 2
   kind: str = "binomial"
-  pad_mode: str = "reflect"
+  pad_mode: str | Sequence[str] = "reflect"  # one, or one per spatial dim
   pad_off: int = 0
 
   def __post_init__(self):
     filters.filter_taps(self.kind, self.size)  # validates kind and size at construction
-    check_choice("pad_mode", self.pad_mode, filters.BLUR_PAD_MODES)
+    _check_pad_mode(self.pad_mode)
     super().__post_init__()
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -98,12 +111,12 @@ class MaxBlurPool(nn.Module):
   size: int = 3
   stride: int | Sequence[int] = 2
   kind: str = "binomial"
-  pad_mode: str = "reflect"
+  pad_mode: str | Sequence[str] = "reflect"  # one, or one per spatial dim
   pad_off: int = 0
 
   def __post_init__(self):
     filters.filter_taps(self.kind, self.size)
-    check_choice("pad_mode", self.pad_mode, filters.BLUR_PAD_MODES)
+    _check_pad_mode(self.pad_mode)
     super().__post_init__()
 
   def __call__(self, x: jax.Array) -> jax.Array:
