@@ -113,7 +113,6 @@ def test_aps_resnet18_pool_only_is_the_official_placement():
   np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=2e-4, atol=2e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="needs jaxborders.aps_pool in the official component order (branch wt-core)")
 def test_ties_keep_the_first_component_in_the_official_order():
   # Components (1, 0) and (0, 1) have the same norm; the official order (0,0), (1,0), (0,1), (1,1) keeps (1, 0).
   x = jnp.zeros((1, 4, 4, 1)).at[0, 1, 0, 0].set(3.0).at[0, 0, 1, 0].set(-3.0)

@@ -72,7 +72,7 @@ def intermediates(model: nn.Module, variables: Any, x: jax.Array, train: bool = 
     >>> x = jnp.zeros((1, 16, 16, 3))
     >>> maps = intermediates(model, model.init(jax.random.key(0), x), x)
     >>> [(k, v.shape) for k, v in maps.items()][:2], list(maps)[-1]
-    ([('conv1', (1, 16, 16, 32)), ('conv2', (1, 8, 8, 32))], 'pre_logits')
+    ([('relu1', (1, 16, 16, 32)), ('relu2', (1, 8, 8, 32))], 'pre_logits')
   """
   mutable = [INTERMEDIATES] + (["batch_stats"] if train and "batch_stats" in variables else [])
   _, state = model.apply(variables, x, train=train, mutable=mutable, **apply_kwargs)

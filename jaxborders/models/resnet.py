@@ -67,6 +67,7 @@ import jax.numpy as jnp
 from jaxborders.models import common
 from jaxborders.models.common import check_conv_mode, parse_antialias
 from jaxborders.models.registry import register_model
+from jaxborders.nn import layers
 from jaxborders.nn.downsample import downsampler, max_pool_downsample
 from jaxborders.nn.norm import batch_norm
 from jaxborders.ops import padding as padding_ops
@@ -82,17 +83,6 @@ dense_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 # Shortcut padding of CWB's F-Conv blocks (cropping for ``valid``): (identity, projection).
 SHORTCUT_OFFSET = {"basic": (2, 3), "bottleneck": (1, 1)}
-
-
-def axis_conv(x: jax.Array, kernel: jax.Array, modes: Sequence[str], strides: Sequence[int]) -> jax.Array:
-  """``jaxborders.conv`` with one border mode per spatial axis: one mode calls it directly; mixed modes pad
-  each axis with ``jaxborders.pad`` (a kernel of 1 on the other axes) and run the conv ``valid``."""
-  if len(set(modes)) == 1:
-    return padding_ops.conv(x, kernel, modes[0], tuple(strides))
-  rank = len(modes)
-  for axis, (mode, k) in enumerate(zip(modes, kernel.shape[:rank])):
-    x = padding_ops.pad(x, mode, tuple(k if a == axis else 1 for a in range(rank)))
-  return padding_ops.conv(x, kernel, "valid", tuple(strides))
 
 
 def shift_crop(x: jax.Array, offsets: Sequence[int]) -> jax.Array:
@@ -118,7 +108,7 @@ class ResNet(common.ZooModel):
     block: ``'basic'`` (ResNet-18/34) or ``'bottleneck'`` (ResNet-50/101/152).
     stage_sizes: blocks per stage.
     num_classes: classifier outputs.
-    conv_mode: border mode, one of ``jaxborders.MODES``.
+    conv_mode: border mode, one of ``jaxborders.MODES`` (``partial`` pads the stem pool like ``same``).
     antialias: an ``antialias`` spec (``jaxborders.nn.parse_antialias``).
     dtype: compute dtype (parameters stay float32).
     rank: 2 (images) or 3 (video, Hara et al.; see ``resnet3d``).
@@ -306,23 +296,12 @@ def _match(sc: jax.Array, y: jax.Array) -> jax.Array:
   return sc[(slice(None), *(slice(0, n) for n in y.shape[1:-1]))]
 
 
-class Conv(nn.Module):
-  """Bias-free conv with one border mode per spatial axis (``kernel``: (*k, C_in, C_out), torchvision init)."""
-
-  features: int
-  kernel_size: int | Sequence[int]
-  strides: int | Sequence[int] = 1
-  modes: tuple[str, ...] = ("same", "same")
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    rank = len(self.modes)
-    ks = (self.kernel_size,) * rank if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
-    ss = (self.strides,) * rank if isinstance(self.strides, int) else tuple(self.strides)
-    kernel = self.param("kernel", conv_init, (*ks, x.shape[-1], self.features), jnp.float32)
-    x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
-    return axis_conv(x, kernel, self.modes, ss)
+def Conv(features: int, kernel_size: int, strides: int | Sequence[int], modes: Sequence[str], dtype: Dtype,
+         name: str) -> nn.Module:
+  """Bias-free ``jaxborders.nn.Conv`` with one border mode per spatial axis and torchvision's init."""
+  rank = len(modes)
+  return layers.Conv(features, (kernel_size,) * rank, strides, mode=tuple(modes), use_bias=False, dtype=dtype,
+                     kernel_init=conv_init, name=name)
 
 
 _DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
@@ -354,5 +333,5 @@ resnet50 = _make(50)
 resnet101 = _make(101)
 resnet152 = _make(152)
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "Conv", "axis_conv", "resnet18", "resnet34", "resnet50",
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "Conv", "resnet18", "resnet34", "resnet50",
            "resnet101", "resnet152"]

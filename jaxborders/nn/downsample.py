@@ -136,7 +136,8 @@ def parse_antialias(spec: str | AntiAlias | None) -> AntiAlias:
 
 def blur_pad_mode(conv_mode: str) -> str | None:
   """How a blur pads under a border mode: F-Conv's zero ``f-1`` per side for ``full``, wrap for ``circular``,
-  none for ``valid`` (``None``), antialiased-cnns' ``reflect`` for the other same-size modes.
+  none for ``valid`` (``None``), antialiased-cnns' ``reflect`` for the other same-size modes (``same``,
+  ``partial``, ``reflect``, ``replicate``).
 
   >>> [blur_pad_mode(m) for m in ('same', 'full', 'circular', 'valid')]
   ['reflect', 'full', 'circular', None]
@@ -155,24 +156,8 @@ def axis_modes(conv_mode: Modes, rank: int) -> tuple[str, ...]:
   return modes
 
 
-def _blur_one_axis(x: jax.Array, axis: int, size: int, kind: str, stride: int, pad_mode: str | None) -> jax.Array:
-  """``filters.blur_pool`` along spatial axis ``axis`` only (the other spatial axes folded into the batch);
-  ``pad_mode=None`` is the unpadded (``valid``) blur: the ``full`` blur cut to the fully covered positions."""
-  moved = jnp.moveaxis(x, axis + 1, -2)
-  flat = moved.reshape(-1, moved.shape[-2], moved.shape[-1])
-  if pad_mode is None:
-    n = flat.shape[1]
-    y = filters.blur_pool(flat, size, 1, kind, "full")[:, size - 1:n:stride]
-  else:
-    y = filters.blur_pool(flat, size, stride, kind, pad_mode)
-  return jnp.moveaxis(y.reshape(*moved.shape[:-2], *y.shape[1:]), -2, axis + 1)
-
-
 def border_blur_pool(x: jax.Array, size: int, kind: str, stride: int | Sequence[int], conv_mode: Modes) -> jax.Array:
-  """BlurPool padded as each axis's border mode asks (``blur_pad_mode``).
-
-  The filters are outer products of 1D taps, so blurring axis by axis equals the nD blur; one mode on every axis
-  (not ``valid``) is a single ``jaxborders.blur_pool`` call.
+  """BlurPool padded as each axis's border mode asks (``blur_pad_mode``; ``valid`` axes are not padded).
 
   Args:
     x: (N, *spatial, C).
@@ -187,15 +172,8 @@ def border_blur_pool(x: jax.Array, size: int, kind: str, stride: int | Sequence[
     >>> border_blur_pool(jnp.ones((1, 6, 6, 1)), 3, 'binomial', 2, ('valid', 'same')).shape
     (1, 2, 3, 1)
   """
-  rank = x.ndim - 2
-  modes = axis_modes(conv_mode, rank)
-  strides = (stride,) * rank if isinstance(stride, int) else tuple(stride)
-  pads = [blur_pad_mode(m) for m in modes]
-  if len(set(pads)) == 1 and pads[0] is not None:
-    return filters.blur_pool(x, size, strides, kind, pads[0])
-  for axis, (s, pad) in enumerate(zip(strides, pads)):
-    x = _blur_one_axis(x, axis, size, kind, s, pad)
-  return x
+  pads = tuple(blur_pad_mode(m) or "valid" for m in axis_modes(conv_mode, x.ndim - 2))
+  return filters.blur_pool(x, size, stride, kind, pads[0] if len(set(pads)) == 1 else pads)
 
 
 def border_max_pool(x: jax.Array, window: int | Sequence[int], stride: int | Sequence[int],
