@@ -358,6 +358,6 @@ def downsampler(spec: str | AntiAlias | None, stride: int | Sequence[int], conv_
   aa = parse_antialias(spec)
   return _REGISTRY[aa.method].layer_cls(stride=stride, conv_mode=conv_mode, **dict(aa.options), name=name)
 
-__all__ = ["Downsampler", "AntiAlias", "parse_antialias", "antialias_forms", "register_downsampler", "downsampler", "blur_pad_mode",
-           "axis_modes", "border_blur_pool", "border_max_pool", "PlainDownsample", "BlurDownsample",
+__all__ = ["Downsampler", "AntiAlias", "parse_antialias", "antialias_forms", "register_downsampler", "downsampler",
+           "blur_pad_mode", "axis_modes", "border_blur_pool", "border_max_pool", "PlainDownsample", "BlurDownsample",
            "MaxBlurDownsample", "APSDownsample", "max_pool_downsample"]
