@@ -1,5 +1,11 @@
-"""Flax linen layers on top of ``jaxborders.ops``."""
+"""Flax linen layers on top of ``jaxborders.ops``, the downsampling factory and the PyTorch-default BatchNorm."""
 
+from jaxborders.nn.downsample import (AntiAlias, APSDownsample, BlurDownsample, Downsampler, MaxBlurDownsample,
+                                      PlainDownsample, antialias_forms, blur_pad_mode, border_blur_pool,
+                                      border_max_pool, downsampler, parse_antialias, register_downsampler)
 from jaxborders.nn.layers import APSPool, BlurPool, Conv, MaxBlurPool
+from jaxborders.nn.norm import batch_norm
 
-__all__ = ["Conv", "BlurPool", "MaxBlurPool", "APSPool"]
+__all__ = ["Conv", "BlurPool", "MaxBlurPool", "APSPool", "batch_norm", "downsampler", "register_downsampler",
+           "parse_antialias", "antialias_forms", "AntiAlias", "Downsampler", "PlainDownsample", "BlurDownsample",
+           "MaxBlurDownsample", "APSDownsample", "blur_pad_mode", "border_blur_pool", "border_max_pool"]
