@@ -366,7 +366,7 @@ def test_truncated_files_and_malicious_pickles(tmp_path):
     def __reduce__(self):
       return (print, ("pwned",))
 
-  (tmp_path / "evil.pth").write_bytes(pickle.dumps({"w": Evil()}))
+  (tmp_path / "evil.pth").write_bytes(pickle.dumps({"w": Evil()}, protocol=2))
   with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
     convert.load_torch_file(tmp_path / "evil.pth")
 
