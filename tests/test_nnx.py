@@ -29,15 +29,23 @@ def test_conv_equals_nnx_conv_and_linen_layers():
            ((9, 8, 4), (4, 6, (3, 2)), dict(padding=[(1, 2), (0, 1)], kernel_dilation=2)),
            ((2, 3, 9, 4), (4, 4, (3,)), dict(padding="CAUSAL", feature_group_count=2))]
   xs = [_x(0, shape) for shape, _, _ in cases]
-  ours = nnx.List([jbx.Conv(*args, **kwargs, rngs=nnx.Rngs(0)) for _, args, kwargs in cases])
-  theirs = nnx.List([nnx.Conv(*args, **kwargs, rngs=nnx.Rngs(0)) for _, args, kwargs in cases])
-  for a, b in zip(ours, theirs):
-    np.testing.assert_array_equal(np.asarray(a.kernel[...]), np.asarray(b.kernel[...]))  # the same draws
-    b.bias[...] = _x(1, b.bias.shape)
-    a.bias = b.bias
+  # One real init: the same draws as nnx.Conv. The others are built abstractly and share random NumPy params
+  # (compiling flax's random initialisers costs seconds each).
+  _, args, kwargs = cases[0]
+  a, b = jbx.Conv(*args, **kwargs, rngs=nnx.Rngs(0)), nnx.Conv(*args, **kwargs, rngs=nnx.Rngs(0))
+  np.testing.assert_array_equal(np.asarray(a.kernel[...]), np.asarray(b.kernel[...]))
+  ours, theirs = nnx.List([a]), nnx.List([b])
+  for _, args, kwargs in cases[1:]:
+    ours.append(nnx.eval_shape(lambda: jbx.Conv(*args, **kwargs, rngs=nnx.Rngs(0))))  # noqa: B023
+    theirs.append(nnx.eval_shape(lambda: nnx.Conv(*args, **kwargs, rngs=nnx.Rngs(0))))  # noqa: B023
+  for i, (a, b) in enumerate(zip(ours, theirs)):
+    b.kernel = nnx.Param(_x(10 + i, b.kernel.shape))
+    b.bias = nnx.Param(_x(20 + i, b.bias.shape))  # a nonzero bias, so that a dropped bias would show
+    a.kernel, a.bias = b.kernel, b.bias
   # mode wins over padding, and equals the linen layer and the op given the same weights.
   x = _x(2, (2, 8, 8, 3))
-  conv = jbx.Conv(3, 5, (3, 3), strides=2, mode="circular", padding="VALID", rngs=nnx.Rngs(1))
+  conv = nnx.eval_shape(lambda: jbx.Conv(3, 5, (3, 3), strides=2, mode="circular", padding="VALID", rngs=nnx.Rngs(1)))
+  conv.kernel, conv.bias = nnx.Param(_x(3, (3, 3, 3, 5))), nnx.Param(_x(4, (5,)))
   linen = jnn.Conv(5, (3, 3), strides=2, mode="circular")
 
   @nnx.jit  # one compilation for every case
@@ -88,22 +96,34 @@ class CNN(nnx.Module):
     return self.head(x.mean(axis=(1, 2)))
 
 
-_VARIANTS = [("circular", "blur:triangle:3", jbx.BlurPool(3, 2, "triangle")), ("reflect", None, None),
-             ("same", "aps", jbx.APSPool())]
+def _cnn(seed: int = 0, **kwargs) -> CNN:
+  """A CNN with random parameters, built abstractly and filled from NumPy: no initialiser is compiled (compiling
+  flax's random initialisers costs seconds each); the same seed gives every variant the same parameters."""
+  model = nnx.eval_shape(lambda: CNN(nnx.Rngs(0), **kwargs))
+  rng = np.random.default_rng(seed)
+  params = nnx.state(model, nnx.Param)
+  nnx.update(model, jax.tree.map(lambda a: jnp.asarray(0.3 * rng.standard_normal(a.shape), a.dtype), params))
+  return model
+
+
+# ('same', 'aps') is not among them: APS may pick the very phase flax's stride-2 'SAME' samples, and then the
+# switched model legitimately equals the original.
+_VARIANTS = [("circular", "blur:triangle:3", jbx.BlurPool(3, 2, "triangle")), ("reflect", "aps", jbx.APSPool()),
+             ("circular", None, None)]
 
 
 def test_switched_nnx_cnn_equals_cnn_written_with_jaxborders_layers():
   x = _x(4, (2, 8, 8, 3))
-  switched, direct = [CNN(nnx.Rngs(0))], [CNN(nnx.Rngs(0))]  # first: the original, unswitched
+  switched, direct = [_cnn()], [_cnn()]  # first: the original, unswitched
   for mode, aa, pool in _VARIANTS:
-    model = CNN(nnx.Rngs(0))
+    model = _cnn()
     kernel = model.conv2.kernel
     assert jbx.set_border_mode(model, mode, antialias=aa) == ["blocks/0", "conv1", "conv2"]
     assert model.conv2.kernel is kernel and isinstance(model.blocks[0], jbx.Conv)  # the same Param objects
     switched.append(model)
-    direct.append(CNN(nnx.Rngs(0), conv=partial(jbx.Conv, mode=mode), pool=pool))
+    direct.append(_cnn(conv=partial(jbx.Conv, mode=mode), pool=pool))
   # `same` at stride 1 (and at stride 2 on odd sizes, where flax's 'SAME' pads (1, 1) too) is the original.
-  same = CNN(nnx.Rngs(0))
+  same = _cnn()
   jbx.set_border_mode(same, "same")
   x_odd = _x(5, (2, 9, 9, 3))
 
@@ -120,7 +140,7 @@ def test_switched_nnx_cnn_equals_cnn_written_with_jaxborders_layers():
 
 
 def test_nnx_training_step_lowers_the_loss():
-  model = CNN(nnx.Rngs(0))
+  model = _cnn()
   jbx.set_border_mode(model, "circular", antialias="blur")
   optimizer = nnx.Optimizer(model, optax.sgd(0.05), wrt=nnx.Param)
   x, y = _x(6, (4, 8, 8, 3)), jnp.array([0, 1, 2, 0])
@@ -153,8 +173,8 @@ def test_zoo_through_the_bridge_has_the_documented_layout():
 
 def test_set_border_mode_errors():
   with pytest.raises(jnn.NothingToSwitchError, match="has no nnx.Conv"):
-    jbx.set_border_mode(nnx.Sequential(nnx.Linear(2, 2, rngs=nnx.Rngs(0))), "circular")
-  model = CNN(nnx.Rngs(0))
+    jbx.set_border_mode(nnx.eval_shape(lambda: nnx.Sequential(nnx.Linear(2, 2, rngs=nnx.Rngs(0)))), "circular")
+  model = _cnn()
   with pytest.raises(ValueError, match="mode='wrap' is not supported"):
     jbx.set_border_mode(model, "wrap")
   with pytest.raises(ValueError, match="antialias='gauss' is not supported"):
@@ -165,4 +185,4 @@ def test_set_border_mode_errors():
   with pytest.raises(TypeError, match="incompatible shapes"):  # JAX's own error at the residual add
     nnx.eval_shape(lambda m, x: m(x), model, jnp.zeros((1, 8, 8, 3)))
   with pytest.raises(ValueError, match="input_dilation=2 is not supported"):
-    jbx.Conv(2, 2, (3, 3), input_dilation=2, rngs=nnx.Rngs(0))
+    nnx.eval_shape(lambda: jbx.Conv(2, 2, (3, 3), input_dilation=2, rngs=nnx.Rngs(0)))
