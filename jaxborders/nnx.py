@@ -210,7 +210,8 @@ def set_border_mode(model: nnx.Module, mode: Any, antialias: Any = None) -> list
   compat.check_mode(mode)
   switch.parse_antialias(antialias)
   if mode is None and antialias is None:
-    raise ValueError("set_border_mode(model, None, antialias=None) switches nothing; give a mode, an antialias, or both.")
+    raise ValueError("set_border_mode(model, None, antialias=None) switches nothing; give a mode, an antialias, "
+                     "or both.")
   targets = [(path, conv) for path, conv in nnx.iter_modules(model) if isinstance(conv, nnx.Conv) and path]
   if not targets:
     raise switch.NothingToSwitchError(

@@ -21,8 +21,8 @@ Sources:
   of ``params`` alone).
 
 Weights released by antialiased-cnns (Zhang 2019) and by the F-Conv authors (Kayhan & van Gemert 2020, code:
-CNNs-Without-Borders) have no working address we could verify (antialiased-cnns' S3 bucket answers 403): their entries are ``manual``, and
-``load_pretrained`` names the file to place in the cache and where to look for it.
+CNNs-Without-Borders) have no working address we could verify (antialiased-cnns' S3 bucket answers 403): their
+entries are ``manual``, and ``load_pretrained`` names the file to place in the cache and where to look for it.
 
 A ``num_classes`` other than the checkpoint's re-initialises the classifier (logged on the ``jaxborders``
 logger): every leaf whose checkpoint shape differs from the model's only in its last (class) dimension takes its
@@ -91,8 +91,8 @@ def _torchvision(model: str, file: str) -> Checkpoint:
 _AA_STEPS = ("antialiased-cnns (https://github.com/adobe/antialiased-cnns) published these weights on an S3 bucket "
              "that now answers 403. If you have the file (e.g. from a colleague or an archive), copy it into the cache "
              "directory as {filename} and load it again, or pass its local path as pretrained=.")
-_FCONV_STEPS = ("We know of no download address we could verify for the F-Conv authors' ImageNet ResNet-50 (Kayhan & van "
-                "Gemert, code: CNNs-Without-Borders); look for it in their repository's README. Download it by hand, "
+_FCONV_STEPS = ("We know of no download address we could verify for the F-Conv authors' ImageNet ResNet-50 (Kayhan "
+                "& van Gemert, code: CNNs-Without-Borders); look for it in their repository's README. Download it by hand, "
                 "then copy it into the cache directory as {filename}, or pass its local path as pretrained=.")
 
 CHECKPOINTS: dict[str, Checkpoint] = {

@@ -57,8 +57,9 @@ def check_padding(padding: Any) -> None:
     return
   if isinstance(padding, Sequence) and all(_is_int(p) or _is_pair(p) for p in padding):
     return
-  raise ValueError(f"padding={padding!r} is not supported; accepted values: {', '.join(map(repr, FLAX_PADDING_STRINGS))},"
-                   f" an int, or a sequence of ints / (lo, hi) pairs (one per spatial dim).")
+  accepted = ", ".join(map(repr, FLAX_PADDING_STRINGS))
+  raise ValueError(f"padding={padding!r} is not supported; accepted values: {accepted}, an int, or a sequence of "
+                   f"ints / (lo, hi) pairs (one per spatial dim).")
 
 
 def _is_int(v: Any) -> bool:
