@@ -92,8 +92,8 @@ _AA_STEPS = ("antialiased-cnns (https://github.com/adobe/antialiased-cnns) publi
              "that now answers 403. If you have the file (e.g. from a colleague or an archive), copy it into the cache "
              "directory as {filename} and load it again, or pass its local path as pretrained=.")
 _FCONV_STEPS = ("We know of no download address we could verify for the F-Conv authors' ImageNet ResNet-50 (Kayhan "
-                "& van Gemert, code: CNNs-Without-Borders); look for it in their repository's README. Download it by hand, "
-                "then copy it into the cache directory as {filename}, or pass its local path as pretrained=.")
+                "& van Gemert, code: CNNs-Without-Borders); look for it in their repository's README. Download it by "
+                "hand, then copy it into the cache directory as {filename}, or pass its local path as pretrained=.")
 
 CHECKPOINTS: dict[str, Checkpoint] = {
     **{f"torchvision/{m}": _torchvision(m, f) for m, f in [
