@@ -245,22 +245,63 @@ def load_torch_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
   path = os.fspath(path)
   if not os.path.exists(path):
     raise FileNotFoundError(f"no such weight file: {path}")
-  if path.endswith(".safetensors"):
-    from safetensors.numpy import load_file
-
-    state = load_file(path)
-  else:
-    import torch
-
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for wrapper in ("state_dict", "model"):
-      if isinstance(state, Mapping) and wrapper in state and isinstance(state[wrapper], Mapping):
-        state = state[wrapper]
+  state = _read_safetensors(path) if path.endswith(".safetensors") else _read_torch_save(path)
   if not isinstance(state, Mapping):
     raise ValueError(f"{path} does not hold a state_dict (a mapping of names to tensors), got {type(state).__name__}.")
   if state and all(k.startswith("module.") for k in state):
     state = {k[len("module."):]: v for k, v in state.items()}
   return {k: _as_numpy(v) for k, v in state.items()}
+
+
+def _read_safetensors(path: str) -> Mapping[str, Any]:
+  from safetensors.numpy import load_file
+
+  try:
+    return load_file(path)
+  except Exception as e:  # safetensors raises its own SafetensorError (and OSError) for truncated / bad headers
+    raise ValueError(f"{path} is not a readable .safetensors file (truncated or corrupt?): {e}") from None
+
+
+def _read_torch_save(path: str) -> Any:
+  import pickle
+
+  import torch
+
+  try:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+  except pickle.UnpicklingError:
+    raise  # weights_only refused a pickle that wants to run code: keep torch's own refusal and message
+  except (RuntimeError, EOFError, OSError, ValueError) as e:
+    raise ValueError(f"{path} is not a readable torch.save file (truncated or corrupt?): {e}") from None
+  for wrapper in ("state_dict", "model"):
+    if isinstance(state, Mapping) and wrapper in state and isinstance(state[wrapper], Mapping):
+      state = state[wrapper]
+  return state
+
+
+def _check_values(state_dict: Mapping[str, Any], keys: Any) -> None:
+  """Weights must be real floating point: complex would lose its imaginary part, ints / bools are no weights."""
+  for key in keys:
+    kind, name = _dtype_kind(state_dict[key])
+    if kind != "f":
+      what = {"c": "complex", "b": "bool", "i": "integer", "u": "integer"}.get(kind, "non-floating")
+      raise ValueError(f"state_dict[{key!r}] has {what} dtype {name}; weights must be real floating point "
+                       f"(float16, bfloat16, float32 or float64). Nothing was loaded.")
+
+
+def _dtype_kind(value: Any) -> tuple[str, str]:
+  """(numpy kind letter, dtype name) of a torch tensor or array-like, without importing torch."""
+  name = str(getattr(value, "dtype", None) or np.asarray(value).dtype)
+  if name.startswith("torch."):
+    name = name[len("torch."):]
+    if name == "bfloat16":
+      return "f", name
+    if name == "complex32":
+      return "c", name
+  try:
+    return np.dtype(name).kind, name
+  except TypeError:
+    return "?", name
 
 
 def from_torch_state_dict(model: nn.Module, state_dict: Mapping[str, Any] | str | os.PathLike,
@@ -279,9 +320,14 @@ def from_torch_state_dict(model: nn.Module, state_dict: Mapping[str, Any] | str 
 
   Raises:
     StateDictMismatchError: naming every missing, unexpected and mis-shaped key.
+    ValueError: a non-mapping ``state_dict``, a weight that is not real floating point (complex, integer, bool:
+      naming the key and dtype), or an unreadable (truncated, corrupt) file naming the file.
   """
   if isinstance(state_dict, (str, os.PathLike)):
     state_dict = load_torch_file(state_dict)
+  if not isinstance(state_dict, Mapping):
+    raise ValueError(f"state_dict must be a mapping of names to tensors (or a path to a .pth / .safetensors file), "
+                     f"got {type(state_dict).__name__}.")
   naming = _resolve_naming(naming, keys=list(state_dict))
   expected = _expected_variables(model, input_shape)
   spec, tracked, filters = _spec(model, expected, naming)
@@ -297,6 +343,7 @@ def from_torch_state_dict(model: nn.Module, state_dict: Mapping[str, Any] | str 
         mismatched.append(f"{key} (expected {_torch_shape(shape, kind)}, got {got})")
   if missing or unexpected or mismatched:
     raise StateDictMismatchError(missing, unexpected, mismatched, naming)
+  _check_values(state_dict, [*spec, *(k for k in filters if k in state_dict)])
   out: dict[str, Any] = {}
   for key, (collection, path, _, kind) in spec.items():
     node = out.setdefault(collection, {})

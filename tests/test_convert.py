@@ -318,3 +318,60 @@ def test_vgg_densenet_torchvision_names_round_trip(name, keys):
     aa["features.3.filt"] = torch.zeros(8, 1, 3, 3)  # detected as antialiased-cnns naming, then ignored
     again = convert.from_torch_state_dict(model, aa)
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), again, variables)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input: dtypes, types, truncated files, model kwargs.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _toy_state_dict():
+  model = get_model("resnet18", num_classes=3, width=8)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros(model.example_input_shape(1)))
+  variables = jax.tree.map(lambda s: np.ones(s.shape, np.float32), shapes)
+  return model, {k: v.numpy() for k, v in convert.to_torch_state_dict(model, variables).items()}
+
+
+def test_weights_that_are_not_real_floats_are_refused():
+  model, sd = _toy_state_dict()
+  for dtype, what in [(np.complex64, "complex dtype complex64"), (np.int64, "integer dtype int64"),
+                      (bool, "bool dtype bool")]:
+    bad = dict(sd, **{"layer1.0.conv1.weight": sd["layer1.0.conv1.weight"].astype(dtype)})
+    with pytest.raises(ValueError, match=rf"state_dict\['layer1.0.conv1.weight'\] has {what}"):
+      convert.from_torch_state_dict(model, bad)
+  bad = dict(sd, **{"fc.bias": torch.zeros(3, dtype=torch.complex64)})  # torch tensors are checked too
+  with pytest.raises(ValueError, match=r"state_dict\['fc.bias'\] has complex dtype complex64"):
+    convert.from_torch_state_dict(model, bad)
+  ok = dict(sd, **{k: v.astype(np.int64) for k, v in sd.items() if k.endswith("num_batches_tracked")})
+  convert.from_torch_state_dict(model, ok)  # integer counters are not weights: accepted
+  with pytest.raises(ValueError, match="state_dict must be a mapping .* got list"):
+    convert.from_torch_state_dict(model, list(sd.items()))
+
+
+def test_truncated_files_and_malicious_pickles(tmp_path):
+  import pickle
+
+  from safetensors.numpy import save_file
+
+  _, sd = _toy_state_dict()
+  save_file({k: np.ascontiguousarray(v) for k, v in sd.items() if v.ndim}, str(tmp_path / "w.safetensors"))
+  torch.save({k: torch.from_numpy(v) for k, v in sd.items()}, tmp_path / "w.pth")
+  for name in ("w.safetensors", "w.pth"):
+    data = (tmp_path / name).read_bytes()
+    (tmp_path / f"cut_{name}").write_bytes(data[:len(data) // 2])
+    with pytest.raises(ValueError, match=f"cut_{name} is not a readable"):
+      convert.load_torch_file(tmp_path / f"cut_{name}")
+
+  class Evil:
+    def __reduce__(self):
+      return (print, ("pwned",))
+
+  (tmp_path / "evil.pth").write_bytes(pickle.dumps({"w": Evil()}, protocol=2))
+  with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+    convert.load_torch_file(tmp_path / "evil.pth")
+
+
+def test_get_model_unknown_argument_names_model_and_arguments():
+  with pytest.raises(ValueError, match="model 'resnet18' does not take 'bogus'; accepted arguments: conv_mode, "
+                                       "antialias, num_classes, dtype, width"):
+    get_model("resnet18", bogus=1)
