@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxborders.ops import padding
-from jaxborders.ops.aps import _check_divisible, polyphase_components
+from jaxborders.ops.aps import polyphase_components
 from jaxborders.ops.checks import as_tuple, check_choice, spatial_rank
 
 LpsSelection = Literal["argmax", "gumbel", "softmax"]
@@ -50,6 +50,14 @@ class LpsScorer(NamedTuple):
   b1: jax.Array  # (H,)
   w2: jax.Array  # (*kernel, H, H)
   b2: jax.Array  # (H,)
+
+
+def _check_divisible(fn: str, shape: Sequence[int], strides: Sequence[int]) -> None:
+  for axis, (size, s) in enumerate(zip(shape[1:-1], strides)):
+    if size % s:
+      raise ValueError(f"{fn} needs spatial sizes divisible by the stride: spatial dim {axis} of x has size {size}, "
+                       f"stride {s}; accepted sizes are multiples of {s} (pad circularly first, e.g. "
+                       f"jaxborders.pad_to_multiple).")
 
 
 def lps_logits(x: jax.Array, scorer: LpsScorer, stride: int | Sequence[int] = 2,
@@ -74,7 +82,7 @@ def lps_logits(x: jax.Array, scorer: LpsScorer, stride: int | Sequence[int] = 2,
   rank = spatial_rank("x", x.shape)
   strides = as_tuple("stride", stride, rank)
   check_choice("mode", mode, padding.MODES)
-  _check_divisible(x.shape, strides)
+  _check_divisible("lps_logits", x.shape, strides)
   components = polyphase_components(x, strides)  # (N, P, *small, C)
   n, p = components.shape[:2]
   flat = components.reshape(n * p, *components.shape[2:])
@@ -146,7 +154,7 @@ def lps_pool(x: jax.Array, logits: jax.Array | None = None, stride: int | Sequen
   rank = spatial_rank("x", x.shape)
   strides = as_tuple("stride", stride, rank)
   check_choice("selection", selection, LPS_SELECTIONS)
-  _check_divisible(x.shape, strides)
+  _check_divisible("lps_pool", x.shape, strides)
   n, p = x.shape[0], math.prod(strides)
   if not temperature > 0:
     raise ValueError(f"temperature must be > 0, got {temperature!r}.")
