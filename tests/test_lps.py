@@ -165,7 +165,7 @@ def test_layer_train_mode_shortcut_grad_vmap_bf16():
   # gradients reach the scorer in training, and x in every mode
   def loss(p, x):
     return (layer.apply(p, x, True, rngs={"dropout": jax.random.PRNGKey(2)})[0] ** 2).sum()
-  g_params, g_x = jax.grad(loss, argnums=(0, 1))(params, x)
+  g_params, g_x = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
   assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(g_params))
   assert float(jnp.abs(g_x).sum()) > 0
   # vmap over an extra batch axis equals separate calls; bfloat16 runs and picks the float32 choice
