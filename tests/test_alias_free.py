@@ -77,7 +77,7 @@ def test_activation_matches_numpy_and_integer_fourier_shift_is_roll():
   coeffs = np.array(jb.POLY_INIT_COEFFS)
   z = ref_upsample(x, 2)
   ref = ref_downsample(coeffs[0] + coeffs[1] * z + coeffs[2] * z * z, (2, 2))
-  got = jb.alias_free_activation(jnp.asarray(x), lambda v: jb.polynomial(v, coeffs))
+  got = jb.alias_free_activation(jnp.asarray(x), lambda v: jb.polynomial_activation(v, coeffs))
   np.testing.assert_allclose(np.asarray(got), ref, atol=1e-5)
   np.testing.assert_allclose(np.asarray(jb.fourier_shift(jnp.asarray(x), (2, -3))),
                              np.roll(x, (2, -3), axis=(1, 2)), atol=1e-5)

@@ -263,7 +263,7 @@ class AliasFreeActivation(nn.Module):
     if self.kind == "poly":
       init = lambda key, shape: jnp.tile(jnp.array(alias_free.POLY_INIT_COEFFS)[:, None], (1, shape[1]))  # noqa: E731
       coeffs = self.param("coeffs", init, (len(alias_free.POLY_INIT_COEFFS), x.shape[-1]))
-      fn = lambda z: alias_free.polynomial(z, coeffs)  # noqa: E731
+      fn = lambda z: alias_free.polynomial_activation(z, coeffs)  # noqa: E731
     else:
       fn = jax.nn.relu if self.kind == "relu" else jax.nn.gelu
     return alias_free.alias_free_activation(x, fn, self.up)

@@ -14,9 +14,9 @@ low-pass is the outer product of a 1D mask, so the separable per-axis form is th
   ``UpsampleRFFT``); an even input's Nyquist bin is split half/half between ``±n/2`` (their ``create_recon_rect``),
   so the upsampled signal passes through the input samples.
 * ``alias_free_activation``: upsample by ``u``, apply a pointwise nonlinearity, ideal low-pass and subsample by
-  ``u`` (their ``UpPolyActPerChannel``). With a polynomial of degree ``<= u`` the nonlinearity's output is
-  band-limited to the upsampled grid, so the whole activation commutes with *every* (also sub-pixel) circular
-  Fourier shift; with ReLU/GELU it is only approximately alias-free.
+  ``u`` (their ``UpPolyActPerChannel``). With a polynomial of degree ``d <= 2u - 1`` every alias of the
+  products on the upsampled grid falls outside the band that is kept, so the whole activation commutes with
+  *every* (also sub-pixel) circular Fourier shift; with ReLU/GELU it is only approximately alias-free.
 * ``fourier_shift``: the circular shift by a real number of samples (bandlimited interpolation); it is the
   test-side notion of a "half-pixel shift".
 
@@ -174,11 +174,11 @@ def fourier_shift(x: jax.Array, shift: float | Sequence[float]) -> jax.Array:
   return y.astype(x.dtype)
 
 
-def polynomial(x: jax.Array, coeffs: jax.Array | Sequence[float]) -> jax.Array:
+def polynomial_activation(x: jax.Array, coeffs: jax.Array | Sequence[float]) -> jax.Array:
   """``sum_i coeffs[i] * x**i`` (Horner). ``coeffs``: (degree + 1,) or (degree + 1, C) for per-channel.
 
   Example:
-    >>> polynomial(jnp.array([2.]), [1., 0., 3.]).tolist()
+    >>> polynomial_activation(jnp.array([2.]), [1., 0., 3.]).tolist()
     [13.0]
   """
   coeffs = jnp.asarray(coeffs, dtype=x.dtype)
@@ -192,13 +192,13 @@ def alias_free_activation(x: jax.Array, fn: Callable[[jax.Array], jax.Array],
                           up: int | Sequence[int] = 2) -> jax.Array:
   """Upsample (ideal) -> pointwise ``fn`` -> ideal low-pass -> subsample: an activation without aliasing.
 
-  For a polynomial ``fn`` of degree ``d <= up`` the result is exactly shift-equivariant for every circular
+  For a polynomial ``fn`` of degree ``d <= 2 up - 1`` the result is exactly shift-equivariant for every circular
   Fourier shift of an input without Nyquist content (see the module docstring); it equals the authors'
   ``UpPolyActPerChannel`` (upsample, activation, ``LPF_RFFT(cutoff=1/up)``, ``[::up]``).
 
   Args:
     x: (N, *spatial, C), 1-3 spatial dims.
-    fn: pointwise function (e.g. ``lambda z: polynomial(z, POLY_INIT_COEFFS)``, ``jax.nn.gelu``).
+    fn: pointwise function (e.g. ``lambda z: polynomial_activation(z, POLY_INIT_COEFFS)``, ``jax.nn.gelu``).
     up: upsampling factor, int or one per spatial dim.
 
   Returns:
@@ -215,5 +215,5 @@ def alias_free_activation(x: jax.Array, fn: Callable[[jax.Array], jax.Array],
   return ideal_downsample(fn(ideal_upsample(x, factors)), factors)
 
 
-__all__ = ["POLY_INIT_COEFFS", "ideal_downsample", "ideal_upsample", "fourier_shift", "polynomial",
+__all__ = ["POLY_INIT_COEFFS", "ideal_downsample", "ideal_upsample", "fourier_shift", "polynomial_activation",
            "alias_free_activation"]
