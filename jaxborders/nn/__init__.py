@@ -5,10 +5,13 @@ from jaxborders.nn.downsample import (AntiAlias, APSDownsample, BlurDownsample, 
                                       PlainDownsample, antialias_forms, blur_pad_mode, border_blur_pool,
                                       border_max_pool, downsampler, parse_antialias, register_downsampler)
 from jaxborders.nn.layers import APSPool, BlurPool, Conv, MaxBlurPool
+from jaxborders.nn.methods import (AdaptiveBlurPool, AliasFreeActivation, FLCPool, IdealDownsample, LPSPool,
+                                   LPSUnpool)
 from jaxborders.nn.norm import batch_norm
 from jaxborders.nn.switch import BorderModeShapeError, NothingToSwitchError, border_mode
 
-__all__ = ["Conv", "BlurPool", "MaxBlurPool", "APSPool", "batch_norm", "downsampler", "register_downsampler",
+__all__ = ["Conv", "BlurPool", "MaxBlurPool", "APSPool", "LPSPool", "LPSUnpool", "AdaptiveBlurPool", "IdealDownsample",
+           "AliasFreeActivation", "FLCPool", "batch_norm", "downsampler", "register_downsampler",
            "parse_antialias", "antialias_forms", "AntiAlias", "Downsampler", "PlainDownsample", "BlurDownsample",
            "MaxBlurDownsample", "APSDownsample", "blur_pad_mode", "border_blur_pool", "border_max_pool",
            "border_mode", "BorderModeShapeError", "NothingToSwitchError"]
