@@ -10,18 +10,18 @@ time records its error and the next one still runs. Defaults fit one GPU in 7 mi
 
 =============  ====  ==============================================================================================
 ``env``           10  device, versions (jax, jaxlib, flax, optax, torch, torchvision, grain, tfds, CUDA/cuDNN)
-``tests``         75  ``pytest -m device`` (the implementation comparisons), the bfloat16 layer / model tests and
+``tests``         60  ``pytest -m device`` (the implementation comparisons), the bfloat16 layer / model tests and
                       the sharded train step (``-k``), each with pass / fail / error / skip counts (junit XML)
-``equivalence``   25  the PyTorch ResNet-50s below load this project's weights (``jaxborders.convert``) and give
+``equivalence``   20  the PyTorch ResNet-50s below load this project's weights (``jaxborders.convert``) and give
                       the same logits (float32, CPU, tiny width): they are the same networks
-``resnet50``     170  one training step (SGD momentum, weight decay, BatchNorm statistics) at 224, batch 128, in
+``resnet50``     160  one training step (SGD momentum, weight decay, BatchNorm statistics) at 224, batch 128, in
                       bfloat16 compute with float32 parameters and in float32: ``same``, ``full``,
                       ``same+blur`` / ``full+blur`` (``blur:binomial:3``), ``aps``; images/s, peak device
                       memory, XLA's FLOP count; beside PyTorch (AMP bf16, channels-last, eager and
                       ``torch.compile``); then the largest power-of-two batch that fits (``same``, bf16)
-``ops``           30  BlurPool (binomial 3, stride 2) and APS alone, forward and forward+backward, 128x56x56x256,
+``ops``           25  BlurPool (binomial 3, stride 2) and APS alone, forward and forward+backward, 128x56x56x256,
                       against a PyTorch depthwise BlurPool
-``train``        130  synthetic ImageNet-shaped JPEG records written as a real TFDS ``imagenet2012`` data set
+``train``        140  synthetic ImageNet-shaped JPEG records written as a real TFDS ``imagenet2012`` data set
                       (array_record, no TensorFlow), the input pipeline alone at several worker counts, then
                       ``python -m train.main --config configs/rn50_full.py`` for 200 steps on it
 =============  ====  ==============================================================================================
@@ -79,7 +79,7 @@ if str(ROOT) not in sys.path:  # run as a script: make the repository root impor
   sys.path.insert(0, str(ROOT))
 
 SECTIONS: tuple[str, ...] = ("env", "tests", "equivalence", "resnet50", "ops", "train")
-BUDGET_S: dict[str, float] = {"env": 10, "tests": 75, "equivalence": 25, "resnet50": 170, "ops": 30, "train": 130}
+BUDGET_S: dict[str, float] = {"env": 10, "tests": 60, "equivalence": 20, "resnet50": 160, "ops": 25, "train": 140}
 VARIANTS: dict[str, dict[str, Any]] = {
     "same": dict(conv_mode="same", antialias=None),
     "full": dict(conv_mode="full", antialias=None),
@@ -116,7 +116,8 @@ class Plan:
       ("tests/test_filters.py", "tests/test_layers.py", "tests/test_resnet.py", "tests/test_device_check.py",
        "-k", "bfloat16 or sharded"),
   )
-  train_records: int = 2560
+  train_records: int = 6400  # 25 steps of 256 per epoch: the trainer restarts the pipeline at each epoch
+  record_shards: int = 16  # written in parallel, one process per shard
   val_records: int = 256
   record_size: tuple[int, int] = (375, 500)  # (H, W) of the synthetic photos: a typical ImageNet shape
   train_batch: int = 256
@@ -139,8 +140,8 @@ DRY = Plan(image_size=32, batch=2, width=8, num_classes=10, warmup=1, steps=2, m
            torch_variants={"bfloat16": TORCH_VARIANTS, "float32": ("same",)}, train_model="resnet18",
            torch_compile=("same",), compile_backend="eager", one_entry_per_process=False, ops_shape=(2, 8, 8, 16),
            ops_repeats=2, pytest_runs=(("tests/test_filters.py", "-k", "bfloat16"),), train_records=8,
-           val_records=4, record_size=(40, 48), train_batch=4, train_steps=2, train_width=8, train_image_size=32,
-           train_dtype="float32", pipeline_workers=(1,), pipeline_batches=2, eqv_size=32, eqv_width=8)
+           record_shards=2, val_records=4, record_size=(40, 48), train_batch=4, train_steps=2, train_width=8,
+           train_image_size=32, train_dtype="float32", pipeline_workers=(1,), pipeline_batches=2, eqv_size=32, eqv_width=8)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -689,7 +690,8 @@ def section_tests(plan: Plan, budget: Budget, work: Path, backend: str) -> list[
   out = []
   for i, args in enumerate(plan.pytest_runs):
     xml = work / f"pytest_{i}.xml"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", *args]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--continue-on-collection-errors",
+           f"--junitxml={xml}", *args]
     record: dict[str, Any] = {"args": " ".join(args)}
     if budget.left() < 1:
       out.append(dict(record, error="skipped: section budget spent"))
@@ -697,8 +699,8 @@ def section_tests(plan: Plan, budget: Budget, work: Path, backend: str) -> list[
     t0 = time.perf_counter()
     try:
       # tests/conftest.py defaults JAX_PLATFORMS to cpu: name this machine's backend so the tests run on it.
-      proc = subprocess.run(cmd, cwd=ROOT, env=child_env(backend), capture_output=True, text=True,
-                            timeout=budget.left())
+      env = dict(child_env(backend), XLA_PYTHON_CLIENT_PREALLOCATE="false")  # tests may start more processes
+      proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=budget.left())
       record.update(exit_code=proc.returncode, tail=proc.stdout[-600:])
     except subprocess.TimeoutExpired:
       record["error"] = "timeout (section budget)"
@@ -765,14 +767,8 @@ def section_ops(plan: Plan, budget: Budget, work: Path, backend: str) -> list[di
   return out
 
 
-def write_records(plan: Plan, data_dir: Path, workers: int = 0) -> dict[str, Any]:
-  """A TFDS ``imagenet2012`` data set of random JPEG photos, in array_record, written without TensorFlow.
-
-  TFDS serialises examples with its own feature codecs (no TensorFlow) and ``array_record`` writes the shards;
-  ``dataset_info.json`` / ``features.json`` come from the registered builder's info, so ``tfds.data_source``
-  and this project's grain pipeline read the files exactly as a ``tfds build`` output. The photos are smooth
-  random fields (JPEG sizes close to real photos', unlike white noise) of ``plan.record_size``.
-  """
+def _write_shard(args: tuple[str, int, int, tuple[int, int], int]) -> int:
+  """Writes ``n`` random JPEG photos as serialised TFDS examples into one array_record shard; returns bytes."""
   import io
 
   import numpy as np
@@ -780,38 +776,61 @@ def write_records(plan: Plan, data_dir: Path, workers: int = 0) -> dict[str, Any
   from array_record.python import array_record_module
   from PIL import Image
 
+  path, n, seed, (h, w), first = args
+  features = tfds.builder("imagenet2012").info.features
+  rng = np.random.default_rng(seed)
+  writer = array_record_module.ArrayRecordWriter(path, "group_size:1")
+  num_bytes = 0
+  for i in range(n):
+    coarse = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(coarse).resize((w, h), Image.BILINEAR).save(buf, format="JPEG", quality=90)
+    example = features.serialize_example({"image": buf.getvalue(), "label": int(rng.integers(0, 1000)),
+                                          "file_name": f"synthetic_{first + i}.JPEG"})
+    writer.write(example)
+    num_bytes += len(example)
+  writer.close()
+  return num_bytes
+
+
+def write_records(plan: Plan, data_dir: Path) -> dict[str, Any]:
+  """A TFDS ``imagenet2012`` data set of random JPEG photos, in array_record, written without TensorFlow.
+
+  TFDS serialises examples with its own feature codecs (no TensorFlow) and ``array_record`` writes the shards
+  (``plan.record_shards`` processes in parallel); ``dataset_info.json`` / ``features.json`` come from the
+  registered builder's info, so ``tfds.data_source`` and this project's grain pipeline read the files exactly
+  as a ``tfds build`` output. The photos are smooth random fields of ``plan.record_size`` (JPEG sizes closer
+  to real photos' than white noise would give).
+  """
+  import multiprocessing
+
+  import tensorflow_datasets as tfds
+
   t0 = time.perf_counter()
   builder = tfds.builder("imagenet2012", data_dir=str(data_dir), file_format="array_record")
   os.makedirs(builder.data_dir, exist_ok=True)
-  features = builder.info.features
-  rng = np.random.default_rng(0)
-  h, w = plan.record_size
-  splits, total_bytes = [], 0
-  for split, n in (("train", plan.train_records), ("validation", plan.val_records)):
-    template = tfds.core.ShardedFileTemplate(data_dir=builder.data_dir, template="{DATASET}-{SPLIT}.{FILEFORMAT}-"
-                                             "{SHARD_X_OF_Y}", dataset_name="imagenet2012", split=split,
-                                             filetype_suffix="array_record")
-    path = os.fspath(template.sharded_filepath(shard_index=0, num_shards=1))
-    writer = array_record_module.ArrayRecordWriter(path, "group_size:1")
-    num_bytes = 0
-    for i in range(n):
-      coarse = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
-      image = Image.fromarray(coarse).resize((w, h), Image.BILINEAR)
-      buf = io.BytesIO()
-      image.save(buf, format="JPEG", quality=90)
-      example = features.serialize_example({"image": buf.getvalue(), "label": int(rng.integers(0, 1000)),
-                                            "file_name": f"synthetic_{split}_{i}.JPEG"})
-      writer.write(example)
-      num_bytes += len(example)
-    writer.close()
-    total_bytes += num_bytes
-    splits.append(tfds.core.SplitInfo(name=split, shard_lengths=[n], num_bytes=num_bytes,
-                                      filename_template=template))
+  jobs, templates = [], {}
+  for s, (split, n) in enumerate((("train", plan.train_records), ("validation", plan.val_records))):
+    shards = max(1, min(plan.record_shards, n))
+    templates[split] = tfds.core.ShardedFileTemplate(
+        data_dir=builder.data_dir, template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
+        dataset_name="imagenet2012", split=split, filetype_suffix="array_record")
+    lengths = [n // shards + (i < n % shards) for i in range(shards)]
+    for i, length in enumerate(lengths):
+      path = os.fspath(templates[split].sharded_filepath(shard_index=i, num_shards=shards))
+      jobs.append((split, length, (path, length, 1000 * s + i, tuple(plan.record_size), sum(lengths[:i]))))
+  with multiprocessing.get_context("spawn").Pool(min(len(jobs), os.cpu_count() or 1)) as pool:
+    sizes = pool.map(_write_shard, [job for _, _, job in jobs])
+  splits = []
+  for split in templates:
+    mine = [(length, size) for (sp, length, _), size in zip(jobs, sizes) if sp == split]
+    splits.append(tfds.core.SplitInfo(name=split, shard_lengths=[m[0] for m in mine],
+                                      num_bytes=sum(m[1] for m in mine), filename_template=templates[split]))
   builder.info.set_splits(tfds.core.SplitDict(splits))
   builder.info.set_file_format("array_record")
   builder.info.write_to_directory(builder.data_dir)
-  return {"records": plan.train_records + plan.val_records, "bytes": total_bytes, "seconds": time.perf_counter() - t0,
-          "path": builder.data_dir}
+  return {"records": plan.train_records + plan.val_records, "bytes": sum(sizes),
+          "seconds": time.perf_counter() - t0, "path": builder.data_dir}
 
 
 def section_train(plan: Plan, budget: Budget, work: Path, backend: str, dry_run: bool) -> dict[str, Any]:

@@ -85,10 +85,10 @@ class _TinyNet(nn.Module):
 
 
 @pytest.mark.device
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-def test_sharded_train_step_matches_one_device(dtype):
-  """The trainer's step with the batch split over every local device equals the step on one device."""
-  model, tx = _TinyNet(dtype), optax.sgd(0.1, momentum=0.9)
+def test_sharded_train_step_matches_one_device():
+  """The trainer's step in bfloat16 compute with the batch split over every local device equals the step on one
+  device (float32 parameters and updates)."""
+  model, tx = _TinyNet(jnp.bfloat16), optax.sgd(0.1, momentum=0.9)
   mesh = sharding.make_mesh()
   n = 2 * mesh.devices.size
   rng = np.random.default_rng(0)
@@ -106,7 +106,7 @@ def test_sharded_train_step_matches_one_device(dtype):
                                                         sharded_batch)
   one = jax.devices()[0]
   want, want_m = jax.jit(step)(jax.device_put(state, one), jax.device_put(batch, one))
-  tol = 1e-5 if dtype == jnp.float32 else 2e-2
+  tol = 2e-2  # bfloat16 activations; a wrong shard or a per-device BatchNorm statistic is off by far more
   np.testing.assert_allclose(float(got_m["loss"]), float(want_m["loss"]), rtol=tol)
   for a, b in zip(jax.tree.leaves((got.params, got.batch_stats)), jax.tree.leaves((want.params, want.batch_stats))):
     np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), rtol=tol, atol=tol)
