@@ -848,6 +848,29 @@ def write_records(plan: Plan, data_dir: Path) -> dict[str, Any]:
           "seconds": time.perf_counter() - t0, "path": builder.data_dir}
 
 
+RN50_FULL_CONFIG = '''"""configs/rn50_full.py, shortened for benchmarks/device_check.py (synthetic records)."""
+from configs import rn50_full
+
+
+def get_config():
+  config = rn50_full.get_config()
+  config.num_steps = {steps}
+  config.batch_size = {batch}
+  config.model.name = "{model}"
+  config.model.width = {width}
+  config.precision.compute_dtype = "{dtype}"
+  config.data.data_dir = "{data_dir}"
+  config.data.image_size = {image_size}
+  config.data.worker_count = {workers}
+  config.data.log_every = {log_every}  # input-pipeline images/s in the log
+  config.eval.every_n_epochs = 100000  # validate once, at the end
+  config.eval.batch_size = {batch}
+  config.checkpoint.every_n_epochs = 0  # saved at the end only
+  config.log.every_n_steps = 50
+  return config
+'''
+
+
 def section_train(plan: Plan, budget: Budget, work: Path, backend: str, dry_run: bool) -> dict[str, Any]:
   data_dir = work / "tfds"
   result: dict[str, Any] = {"records": write_records(plan, data_dir)}
@@ -857,14 +880,15 @@ def section_train(plan: Plan, budget: Budget, work: Path, backend: str, dry_run:
   result["pipeline"] = pipeline
   workers = max(plan.pipeline_workers)
   workdir = work / "train_rn50_full"
-  cmd = [sys.executable, "-m", "train.main", "--config", "configs/rn50_full.py", "--workdir", str(workdir),
-         f"--config.data.data_dir={data_dir}", f"--config.num_steps={plan.train_steps}",
-         f"--config.batch_size={plan.train_batch}", f"--config.data.worker_count={workers}",
-         f"--config.data.image_size={plan.train_image_size}", f"--config.model.width={plan.train_width}",
-         f"--config.model.name={plan.train_model}",
-         f"--config.precision.compute_dtype={plan.train_dtype}", "--config.eval.every_n_epochs=100000",
-         f"--config.eval.batch_size={plan.train_batch}", "--config.checkpoint.every_n_epochs=0",
-         "--config.log.every_n_steps=50", f"--config.data.log_every={max(1, plan.train_steps // 4)}"]
+  # configs/rn50_full.py with this run's length, data and logging (keys a config file must define before the
+  # command line may override them: model.width, data.log_every); the file is recorded in the result.
+  config = work / "device_check_rn50_full.py"
+  config.write_text(RN50_FULL_CONFIG.format(
+      data_dir=str(data_dir), steps=plan.train_steps, batch=plan.train_batch, workers=workers,
+      image_size=plan.train_image_size, width=plan.train_width, model=plan.train_model, dtype=plan.train_dtype,
+      log_every=max(1, plan.train_steps // 4)))
+  result["config"] = config.read_text()
+  cmd = [sys.executable, "-m", "train.main", "--config", str(config), "--workdir", str(workdir)]
   result["command"] = " ".join(cmd[1:])
   t0 = time.perf_counter()
   env = child_env(backend)
@@ -1023,7 +1047,8 @@ def report_md(result: dict[str, Any]) -> str:
                f"{train.get('error', '')}")
     for line in train.get("data_log_lines") or []:
       out.append(f"  - `{line.strip()[-160:]}`")
-    out.append(f"- command: `python {train.get('command', '')}`")
+    out.append(f"- command: `python {train.get('command', '')}` (the config: configs/rn50_full.py with the "
+               "run length, data folder, worker count and logging set; in device_check.json)")
   return "\n".join(out) + "\n"
 
 
