@@ -137,10 +137,11 @@ class Plan:
 
 FULL = Plan()
 # The dry run compiles on a 2-core CPU: one Bottleneck per stage, width 8; every PyTorch variant (eager is cheap),
-# three JAX variants in bfloat16 and one in float32 (the same function with other model arguments); the batch
-# "search" repeats the first entry's shapes (a persistent compilation-cache hit); ResNet-18 in the trainer run.
+# three JAX entries (same and aps in bfloat16, full+blur in float32: every option and both dtypes through the same
+# function); the batch "search" repeats the first entry's shapes (a persistent compilation-cache hit); ResNet-18
+# in the trainer run.
 DRY = Plan(image_size=32, batch=2, width=8, stages=(1, 1, 1, 1), num_classes=10, warmup=1, steps=2,
-           max_batches=(2,), jax_variants={"bfloat16": ("same", "full+blur", "aps"), "float32": ("same",)},
+           max_batches=(2,), jax_variants={"bfloat16": ("same", "aps"), "float32": ("full+blur",)},
            torch_variants={"bfloat16": TORCH_VARIANTS, "float32": ("same",)}, train_model="resnet18",
            torch_compile=("same",), compile_backend="eager", one_entry_per_process=False, ops_shape=(2, 8, 8, 16),
            ops_repeats=2, pytest_runs=(("tests/test_filters.py", "-k", "bfloat16"),), train_records=8,
@@ -888,7 +889,9 @@ def section_train(plan: Plan, budget: Budget, work: Path, backend: str, dry_run:
       image_size=plan.train_image_size, width=plan.train_width, model=plan.train_model, dtype=plan.train_dtype,
       log_every=max(1, plan.train_steps // 4)))
   result["config"] = config.read_text()
-  cmd = [sys.executable, "-m", "train.main", "--config", str(config), "--workdir", str(workdir)]
+  # absl's --logger_levels shows the pipeline's throughput lines (logging.info of jaxborders.data.tfds_source).
+  cmd = [sys.executable, "-m", "train.main", "--config", str(config), "--workdir", str(workdir),
+         "--logger_levels=jaxborders.data.tfds_source:INFO"]
   result["command"] = " ".join(cmd[1:])
   t0 = time.perf_counter()
   env = child_env(backend)
@@ -898,15 +901,16 @@ def section_train(plan: Plan, budget: Budget, work: Path, backend: str, dry_run:
     return result
   try:
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=budget.left())
-    result.update(exit_code=proc.returncode, log_tail=(proc.stdout + proc.stderr)[-2500:])
+    log = proc.stdout + proc.stderr
+    result["exit_code"] = proc.returncode
     if proc.returncode != 0:
       result["error"] = f"train.main exit code {proc.returncode}"
-  except subprocess.TimeoutExpired as e:
+  except subprocess.TimeoutExpired as e:  # completed epochs are in metrics.jsonl all the same
     result["error"] = "timeout (section budget)"
-    result["log_tail"] = ((e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes)
-                          else (e.stdout or ""))[-2500:]
+    log = "".join(v.decode(errors="replace") if isinstance(v, bytes) else (v or "") for v in (e.stdout, e.stderr))
+  result["log_tail"] = log[-2500:]
   result["wall_s"] = time.perf_counter() - t0
-  result.update(_train_metrics(workdir, result.get("log_tail", "")))
+  result.update(_train_metrics(workdir, log))
   return result
 
 
@@ -925,7 +929,10 @@ def _train_metrics(workdir: Path, log: str) -> dict[str, Any]:
     s = json.loads(summary.read_text())
     out["summary"] = {k: s.get(k) for k in ("status", "steps", "images_per_s", "first_epoch_s", "epoch_s",
                                             "train_wall_s", "final_train_loss")}
-  out["data_log_lines"] = [line for line in log.splitlines() if "data/images_per_sec" in line][-5:]
+  lines = [line for line in log.splitlines() if "data/images_per_sec" in line]
+  out["data_log_lines"] = lines[-5:]
+  rates = [float(line.split("data/images_per_sec=")[1].split(",")[0]) for line in lines]
+  out["data_images_per_s_median"] = sorted(rates)[len(rates) // 2] if rates else None
   return out
 
 
@@ -983,7 +990,7 @@ def resnet_table(plan: Plan, rows: list[dict[str, Any]]) -> str:
 def report_md(result: dict[str, Any]) -> str:
   plan = plan_from_dict(result["plan"]) if isinstance(result.get("plan"), dict) else FULL
   env = result.get("env", {})
-  out = [f"# device_check ({'dry run, CPU, tiny sizes' if env.get('dry_run') else 'GPU'})", "",
+  out = [f"# device_check ({'dry run, CPU, tiny sizes' if result.get('dry_run') else 'full size'})", "",
          f"{env.get('time_utc', '')}; devices {env.get('devices')}; jax {env.get('jax')}, jaxlib "
          f"{env.get('jaxlib')}, flax {env.get('flax')}, torch {env.get('torch')}; {env.get('nvidia_smi') or ''}",
          "", "## Sections", "", "| section | status | seconds | budget |", "|---|---|---|---|"]
@@ -1042,9 +1049,10 @@ def report_md(result: dict[str, Any]) -> str:
           f"{p['images_per_s']:.0f} img/s (first batch {p['first_batch_s']:.1f} s)" if "error" not in p
           else f"error {str(p['error'])[:200]}"))
     out.append(f"- train.main: exit {train.get('exit_code')}, steady training "
-               f"{_num(train.get('train_images_per_s_steady'))} img/s (epochs: "
-               f"{', '.join(f'{v:.0f}' for v in train.get('train_images_per_s_by_epoch') or [])}); "
-               f"{train.get('error', '')}")
+               f"{_num(train.get('train_images_per_s_steady'), '{:.4g}')} img/s (per epoch, the first compiles: "
+               f"{', '.join(f'{v:.4g}' for v in train.get('train_images_per_s_by_epoch') or [])}); input pipeline "
+               f"inside the run (median of its log lines): {_num(train.get('data_images_per_s_median'), '{:.4g}')} "
+               f"img/s; {train.get('error', '')}")
     for line in train.get("data_log_lines") or []:
       out.append(f"  - `{line.strip()[-160:]}`")
     out.append(f"- command: `python {train.get('command', '')}` (the config: configs/rn50_full.py with the "
@@ -1083,7 +1091,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   out_dir.mkdir(parents=True, exist_ok=True)
   work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="device_check_"))
   work.mkdir(parents=True, exist_ok=True)
-  result: dict[str, Any] = {"plan": dataclasses.asdict(plan), "sections": {}}
+  result: dict[str, Any] = {"dry_run": args.dry_run, "plan": dataclasses.asdict(plan), "sections": {}}
   # The orchestrator itself never touches the accelerator (children measure alone on it): JAX on CPU here.
   os.environ.setdefault("DEVICE_CHECK_BACKEND", _child_backend())
   backend = os.environ["DEVICE_CHECK_BACKEND"]

@@ -59,6 +59,7 @@ def test_dry_run_exercises_every_section(tmp_path):
   kinds = {(r["framework"], r["variant"], r["dtype"], bool(r.get("compile")), bool(r.get("search"))) for r in rows}
   assert ("torch", "same", "bfloat16", True, False) in kinds and ("jax", "aps", "bfloat16", False, False) in kinds
   assert ("jax", "same", "bfloat16", False, True) in kinds and ("torch", "same", "bfloat16", False, True) in kinds
+  assert ("jax", "full+blur", "float32", False, False) in kinds
   for r in rows:
     assert r["images_per_s"] > 0 and np.isfinite(r["loss"]), r
     assert r["framework"] == "torch" or r["flops"] > 0
@@ -66,6 +67,7 @@ def test_dry_run_exercises_every_section(tmp_path):
   train = result["train"]
   assert train["exit_code"] == 0 and train["summary"]["steps"] == dc.DRY.train_steps
   assert train["train_images_per_s_steady"] > 0 and all(p["images_per_s"] > 0 for p in train["pipeline"])
+  assert train["data_images_per_s_median"] > 0  # the pipeline's own throughput lines reached the log
   md = (tmp_path / "out" / "device_check.md").read_text()
   assert "| same | bfloat16 |" in md and "rn50_full end to end" in md
   assert json.loads((tmp_path / "out" / "device_check.json").read_text())["sections"] == result["sections"]
