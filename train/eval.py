@@ -545,6 +545,9 @@ if __name__ == "__main__":
   from ml_collections import config_flags
   config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
   flags.DEFINE_string("workdir", None, "The workdir the config was trained in.")
+  from train import cli
+  cli.exit_on_help(sys.argv, __doc__)
+  cli.quiet_library_logs()
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)
 
