@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any
 
 import ml_collections
 import numpy as np

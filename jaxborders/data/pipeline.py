@@ -207,7 +207,8 @@ def stream_from_pipelines(make: Callable[..., Pipeline], split: str, seed: int, 
                           image_shape: tuple[int, ...]) -> Any:
   """A ``Stream`` over ``make(train=..., seed=..., batch_size=..., shard_index=..., shard_count=...,
   num_epochs=...)``: epoch e of training is steps [e * steps_per_epoch, (e + 1) * steps_per_epoch) of one
-  endless pipeline (exact resume from any step: ``batches(..., start=k)`` begins at step k of the epoch); evaluation splits are one padded pass with ``mask``."""
+  endless pipeline (exact resume from any step: ``batches(..., start=k)`` begins at step k of the epoch);
+  evaluation splits are one padded pass with ``mask``."""
   train = split == "train"
   cache: dict[tuple[int, int, int], Pipeline] = {}
 
