@@ -66,6 +66,9 @@ def markdown(runs: list[dict[str, Any]]) -> str:
   skipped = {k: v for r in runs for k, v in r["skipped"].items()}
   if skipped:
     lines += ["Not computed: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()), ""]
+  not_drawn = figures_not_drawn(runs)
+  if not_drawn:
+    lines += ["Figures not drawn: " + "; ".join(f"{k} ({v})" for k, v in not_drawn.items()), ""]
   return "\n".join(lines)
 
 
@@ -75,71 +78,136 @@ def _mean_curve(group: list[dict[str, Any]], key: str, field: str) -> tuple[np.n
   return x, y
 
 
+_BLUR_KINDS = {"binomial": "bin", "triangle": "tri", "rectangle": "rect"}
+
+
+def legend_label(overrides: dict[str, Any]) -> str:
+  """A readable name of a sweep point for legends: ``same``, ``full + BlurPool bin-3``, ``circular + APS``.
+
+  Example:
+    >>> legend_label({'model.antialias': 'blur:binomial:3', 'model.conv_mode': 'full'})
+    'full + BlurPool bin-3'
+    >>> legend_label({'model.conv_mode': 'same', 'model.antialias': 'none'})
+    'same'
+  """
+  parts, blur = [], []
+  for key, value in overrides.items():
+    name = key.split(".")[-1]
+    if name in ("conv_mode", "name"):
+      parts.insert(0, str(value))
+    elif name == "antialias":
+      spec = str(value).split(":")
+      if spec[0] == "blur":
+        kind, size = (spec[1], spec[2]) if len(spec) == 3 else ("triangle", "3")
+        blur.append(f"BlurPool {_BLUR_KINDS.get(kind, kind)}-{size}")
+      elif spec[0] == "aps":
+        blur.append(" ".join(["APS", *spec[1:]]))
+    else:
+      parts.append(f"{name}={value}")
+  return " + ".join(parts + blur) or "base"
+
+
+def figures_not_drawn(runs: list[dict[str, Any]]) -> dict[str, str]:
+  """``{png file: why}`` for the figures whose metric no run computed (they are not written)."""
+  skipped = {k: v for r in runs for k, v in r.get("skipped", {}).items()}
+  out = {}
+  for filename, metric in (("diagonal_shift.png", "diagonal"), ("adversarial_shift.png", "adversarial")):
+    if not any(metric in r for r in runs):
+      out[filename] = skipped.get(metric, f"{metric} was not computed")
+  if not any(r.get("equivariance") for r in runs):
+    out["equivariance*.png"] = skipped.get("equivariance", "no layer has circular equivariance to measure")
+  return out
+
+
+def _consistency_metric(runs: list[dict[str, Any]]) -> tuple[str, str]:
+  """The consistency every run has: crop consistency (BlurPool), else circular consistency (APS)."""
+  if all(r.get("consistency") is not None for r in runs):
+    return "consistency", "consistency: two random crops (%)"
+  return "circular_consistency", "circular consistency: two circular shifts (%)"
+
+
 def plot_all(runs: list[dict[str, Any]], workdir: str) -> list[str]:
-  """Writes the PNG plots; returns their paths."""
+  """Writes the PNG plots whose metrics were computed (``figures_not_drawn`` lists the others); returns their paths."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  from matplotlib.ticker import MaxNLocator
 
   paths = []
   names = list(dict.fromkeys(r["name"] for r in runs))
   groups = {n: [r for r in runs if r["name"] == n] for n in names}
+  labels = {n: legend_label(g[0].get("overrides", {})) if g[0].get("overrides") else n for n, g in groups.items()}
+  not_drawn = figures_not_drawn(runs)
 
   def save(fig, filename):
     path = os.path.join(workdir, filename)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+      fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     paths.append(path)
 
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for n, g in groups.items():
-    if "diagonal" in g[0]:
-      ax.plot(*_mean_curve(g, "diagonal", "offsets"), marker=".", label=n)
-  ax.set(xlabel="diagonal offset (pixels)", ylabel="top-1 accuracy (%)", title="Accuracy vs diagonal shift")
-  ax.legend(fontsize=7)
-  save(fig, "diagonal_shift.png")
+  def curves(metric, field, xlabel, ylabel, title, marker, filename):
+    if filename in not_drawn:
+      return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for n, g in groups.items():
+      if metric in g[0]:
+        ax.plot(*_mean_curve(g, metric, field), marker=marker, label=labels[n])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=7)
+    save(fig, filename)
 
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for n, g in groups.items():
-    if "adversarial" in g[0]:
-      ax.plot(*_mean_curve(g, "adversarial", "max_shift"), marker="o", label=n)
-  ax.set(xlabel="maximum shift m (pixels)", ylabel="accuracy against a shift adversary (%)",
-         title="Adversarial shift accuracy")
-  ax.legend(fontsize=7)
-  save(fig, "adversarial_shift.png")
+  curves("diagonal", "offsets", "diagonal offset (pixels)", "top-1 accuracy (%)", "Accuracy vs diagonal shift", ".",
+         "diagonal_shift.png")
+  curves("adversarial", "max_shift", "maximum shift m (pixels)", "accuracy against a shift adversary (%)",
+         "Adversarial shift accuracy", "o", "adversarial_shift.png")
 
+  metric, axis_label = _consistency_metric(runs)
   fig, ax = plt.subplots(figsize=(5, 4))
   for n, g in groups.items():
-    c = [r.get("consistency", r["circular_consistency"]) for r in g]
-    ax.scatter([r["accuracy"] for r in g], c, label=n)
-  ax.set(xlabel="accuracy (%)", ylabel="consistency (%)", title="Consistency vs accuracy")
+    ax.scatter([r["accuracy"] for r in g], [r[metric] for r in g], label=labels[n])
+  ax.set(xlabel="accuracy (%)", ylabel=axis_label, title=f"{axis_label.split(':')[0].capitalize()} vs accuracy")
   ax.legend(fontsize=7)
   save(fig, "consistency_accuracy.png")
 
   fig, ax = plt.subplots(figsize=(7, 4))
   for n, g in groups.items():
     tv = g[0]["filter_tv"]
-    ax.plot(range(len(tv)), list(tv.values()), marker=".", label=n)
-  ax.set(xlabel="conv layer (network order)", ylabel="filter total variation", title="Filter smoothness")
+    ax.plot(range(1, len(tv) + 1), list(tv.values()), marker=".", label=labels[n])
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+  ax.set(xlabel="conv layer (network order, 1 = first)", ylabel="filter total variation", title="Filter smoothness")
   ax.legend(fontsize=7)
   save(fig, "filter_tv.png")
 
+  # One colour scale for every layer of every run (as BlurPool Fig. 4), so that maps can be compared.
+  maps = [np.asarray(grid) for g in groups.values() for grid in g[0]["equivariance"].values()]
+  vmax = max([1e-6] + [float(m.max()) for m in maps])
   for n, g in groups.items():
     eq = g[0]["equivariance"]
-    if not eq:
-      continue
-    cols = len(eq)
-    fig, axes = plt.subplots(1, cols, figsize=(2.2 * cols, 2.4), squeeze=False)
-    for ax, (layer, grid) in zip(axes[0], eq.items()):
-      im = ax.imshow(np.asarray(grid), cmap="viridis", vmin=0.0, vmax=max(1e-6, float(np.max(grid))))
-      ax.set_title(f"{layer}\nmean {np.mean(grid):.3f}", fontsize=8)
-      ax.set_xlabel("Δx", fontsize=7)
-      ax.set_ylabel("Δy", fontsize=7)
-      fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(f"{n}: cosine distance of Shift(F(X)) and F(Shift(X))", fontsize=9)
-    save(fig, "equivariance.png" if len(groups) == 1 else f"equivariance_{_safe(n)}.png")
+    if eq:
+      save(_equivariance_figure(plt, MaxNLocator, eq, labels[n], vmax),
+           "equivariance.png" if len(groups) == 1 else f"equivariance_{_safe(n)}.png")
   return paths
+
+
+def _equivariance_figure(plt: Any, locator: Any, eq: dict[str, Any], label: str, vmax: float) -> Any:
+  """Heat maps of one run, one panel per layer, on the shared colour scale ``[0, vmax]`` with one colour bar."""
+  cols = len(eq)
+  fig, axes = plt.subplots(1, cols, figsize=(1.9 * cols + 1.0, 2.6), squeeze=False, layout="constrained")
+  for ax, (layer, grid) in zip(axes[0], eq.items()):
+    grid = np.asarray(grid)
+    im = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=vmax, origin="upper")
+    ax.set_title(f"{layer}\nmean {np.mean(grid):.3f}", fontsize=7)
+    ax.set_xlabel("Δx (px)", fontsize=7)
+    ax.set_ylabel("Δy (px)", fontsize=7)
+    ax.xaxis.set_major_locator(locator(integer=True))
+    ax.yaxis.set_major_locator(locator(integer=True))
+    ax.tick_params(labelsize=6)
+  fig.suptitle(f"{label}: cosine distance of Shift(F(X)) and F(Shift(X))", fontsize=8)
+  fig.colorbar(im, ax=list(axes[0]), fraction=0.03, pad=0.02)
+  return fig
 
 
 def _safe(name: str) -> str:
