@@ -10,6 +10,7 @@ import functools
 import inspect
 import json
 import os
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +29,14 @@ from train import data as data_lib
 
 # Every ``config.eval.shift`` key with its default, as the schema (configs/default.py, where each is commented)
 # defines them: a value of 0 / -1 / '' means "derive from the data".
-SHIFT_DEFAULTS: dict[str, Any] = default_config.get_config().eval.shift.to_dict()
+def _shift_defaults() -> dict[str, Any]:
+  """``config.eval.shift`` of the schema, keys in the order the schema sets them (ConfigDict sorts them)."""
+  shift = default_config.get_config().eval.shift
+  order = re.findall(r"config\.eval\.shift\.(\w+) =", inspect.getsource(default_config.get_config))
+  return {k: shift[k] for k in order if k in shift} | {k: shift[k] for k in shift.keys() if k not in order}
+
+
+SHIFT_DEFAULTS: dict[str, Any] = _shift_defaults()
 
 # Border-mode and anti-aliasing labels of the F-Conv paper's Table 2.
 MODE_LABELS = {"same": "S", "full": "F", "valid": "V", "circular": "C", "reflect": "R", "replicate": "E"}

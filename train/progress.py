@@ -31,9 +31,12 @@ def write(line: str) -> None:
 
 
 def show_bar() -> bool:
-  """Whether this process draws a bar: process 0 with stdout on a terminal."""
+  """Whether this process draws a bar: process 0 with stdout on a terminal, and not a sweep's worker process
+  (several workers share the parent's terminal; their runs print their epoch lines only)."""
+  import multiprocessing
+
   import jax
-  return jax.process_index() == 0 and sys.stdout.isatty()
+  return jax.process_index() == 0 and sys.stdout.isatty() and multiprocessing.parent_process() is None
 
 
 class Progress:
