@@ -218,6 +218,7 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
   finally:
     progress.close()
     run.close()
+  run.epoch = epoch  # (streams resumed at their last step never enter the loop: the epoch follows from the step)
   return _finish(run, run_dir, evaluate, seed, epoch_times, progress, t_start)
 
 
