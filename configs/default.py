@@ -63,22 +63,22 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.every_n_epochs = 1  # validate every n epochs (and at the end)
   config.eval.batch_size = 1000  # eval batch (0: the training batch size); val/test are padded and masked
 
-  # train.eval's shift-robustness protocol (0 / -1 / '' = derived from the data: crop = training image size,
-  # max offset = eval image size - crop); see train/eval.py SHIFT_DEFAULTS for each key.
+  # train.eval's shift-robustness protocol (train/eval_protocol.py reads its defaults from here); 0 / -1 / '' =
+  # derived from the data: crop = training image size, max offset = eval image size - crop.
   config.eval.shift = ml_collections.ConfigDict()
-  config.eval.shift.split = ""  # split to evaluate ('' = the source's first test split)
-  config.eval.shift.max_examples = 0  # 0 = all
-  config.eval.shift.grid_examples = 256  # examples for the per-shift curves
-  config.eval.shift.crop_size = 0
-  config.eval.shift.max_offset = -1
-  config.eval.shift.diagonal_step = 1
-  config.eval.shift.passes = 5  # consistency: passes over the set (SPEC §5)
-  config.eval.shift.circular_max_shift = 0
-  config.eval.shift.adversarial_max_shift = -1
-  config.eval.shift.equivariance_max_shift = 8
-  config.eval.shift.equivariance_examples = 32
-  config.eval.shift.batch_size = 0
-  config.eval.shift.seed = 0
+  config.eval.shift.split = ""  # evaluation split; '' = 'test' if the data source has one, else 'val'
+  config.eval.shift.max_examples = 0  # evaluation images (0: the whole split)
+  config.eval.shift.grid_examples = 256  # images of the per-shift grids (adversarial, class. variation); 0: all
+  config.eval.shift.crop_size = 0  # network input side; 0: the training images' size
+  config.eval.shift.max_offset = -1  # crop shifts 0..max_offset; -1: eval image size - crop_size (0: no crop shifts)
+  config.eval.shift.diagonal_step = 1  # spacing of the diagonal offsets
+  config.eval.shift.passes = 5  # consistency passes over the split (the papers: 5)
+  config.eval.shift.circular_max_shift = 0  # rolls in [-m, m); 0: max_offset // 2, or crop // 2 if no margin
+  config.eval.shift.adversarial_max_shift = -1  # m = 0..this; -1: min(max_offset // 2, 8) (crop) or 8 (circular)
+  config.eval.shift.equivariance_max_shift = 8  # heat-map shifts [0, m)^2 (0 disables the heat maps)
+  config.eval.shift.equivariance_examples = 32  # images for the heat maps
+  config.eval.shift.batch_size = 0  # images per forward call; 0: eval.batch_size
+  config.eval.shift.seed = 0  # random offsets of the consistency metrics
 
   config.early_stopping = ml_collections.ConfigDict()
   config.early_stopping.metric = ""  # e.g. 'val/loss'; '' disables (the final params are tested)

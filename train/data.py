@@ -8,36 +8,13 @@ path (``'train.synthetic'``).
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any
 
 import ml_collections
 import numpy as np
 
-
-class DataMissingError(RuntimeError):
-  """A data set is not on disk; the message says how to obtain it."""
-
-
-@dataclasses.dataclass
-class Stream:
-  """A data set that is read batch by batch (not held in memory).
-
-  ``batches(epoch, batch_size, process_index, process_count)`` yields this process's share of each global
-  batch as ``{'image', 'label'}`` numpy arrays; it must be a deterministic function of (seed, epoch) so that
-  resume is exact. Training streams may accept a keyword ``start`` (first step within the epoch) so that a run
-  resumed mid-epoch does not read the skipped batches; without it the trainer reads and drops them. Evaluation
-  batches may carry ``mask`` (0 for padding); the trainer sums over ``mask == 1`` examples only. One epoch is
-  ``num_examples // batch_size`` steps. ``num_examples`` gives the split size and ``image_shape`` one
-  example's (H, W, C).
-  """
-
-  batches: Callable[[int, int, int, int], Iterator[dict[str, np.ndarray]]]
-  num_examples: int
-  image_shape: tuple[int, ...]
+from jaxborders.data.stream import DataMissingError, Stream  # re-exported: sources raise / return these
 
 
 def get_source(name: str) -> ModuleType:
@@ -62,7 +39,16 @@ def list_sources() -> list[str]:
   import pkgutil
 
   import jaxborders.data
-  return sorted(m.name for m in pkgutil.iter_modules(jaxborders.data.__path__)) + ["train.synthetic"]
+  names = []
+  for m in pkgutil.iter_modules(jaxborders.data.__path__):
+    try:
+      module = importlib.import_module(f"jaxborders.data.{m.name}")
+    except ImportError:  # a source whose optional dependency is not installed is still a source
+      names.append(m.name)
+      continue
+    if all(hasattr(module, a) for a in ("DEFAULTS", "SPLITS", "load")):  # helpers (pipeline, transforms) are not
+      names.append(m.name)
+  return sorted(names) + ["train.synthetic"]
 
 
 def source_config(data_config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

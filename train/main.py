@@ -1,7 +1,8 @@
 """Entry point: ``python -m train.main --config configs/X.py [--config.key=value ...] [--workdir DIR]``.
 
 Flags only; the work is ``train.trainer.train_and_evaluate``. Exit codes: 0 done (or preempted after saving
-a checkpoint), 2 bad config, 3 non-finite loss, 4 missing data.
+a checkpoint), 2 bad config, 3 non-finite loss, 4 missing data. On a terminal a progress bar shows the steps,
+images/s (compilation excluded) and the time left; logs and pipes get one line per logged epoch.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
+
+from train import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
@@ -48,7 +51,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
-  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  cli.quiet_library_logs()  # orbax logs every save at INFO
   import jax
   # Compiled programs persist across processes: a rerun or a resumed run skips compilation.
   cache = os.environ.get("JAXBORDERS_XLA_CACHE", os.path.expanduser("~/.cache/jaxborders/xla"))
@@ -80,6 +83,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+  cli.exit_on_help(sys.argv, __doc__)
   _precheck_overrides(sys.argv)
   flags.mark_flags_as_required(["config"])
   app.run(main)

@@ -4,11 +4,11 @@ Small nets (the F-Conv paper's Red-Green and patch-toy nets) cannot keep two cor
 op is split across the threads and joined again, and the joins cost more than the op. Independent runs (sweep
 points × seeds) have no such joins, so on a CPU host ``config.parallel_runs`` trains that many runs at once, each
 in its own process pinned to one core with XLA's intra-op threading off. The runs themselves are unchanged:
-each writes its own run directory exactly as ``trainer.run_one`` does in-process (same checkpoints, resume and
+each writes its own run directory exactly as ``train.run.run_one`` does in-process (same checkpoints, resume and
 summary); only the scheduling differs.
 
 SIGTERM/SIGINT to the parent is forwarded to the workers, which save a checkpoint at their next epoch end; runs
-not started yet are cancelled; the parent then raises ``trainer.Preempted``. A failing run (bad data, NaN)
+not started yet are cancelled; the parent then raises ``train.errors.Preempted``. A failing run (bad data, NaN)
 stops the others the same way and its error is raised in the parent.
 """
 
@@ -67,15 +67,16 @@ def _worker_init(cores: Any, cache_dir: str | None) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   from absl import logging
   logging.set_verbosity(logging.WARNING)
-  from train import trainer
-  trainer.install_signal_handlers()
+  from train import signals
+  signals.install_signal_handlers()
 
 
 def _worker_run(run_config: dict[str, Any], run_dir: str, label: str) -> dict[str, Any]:
-  from train import sharding, trainer
-  if trainer._STOP_SIGNAL:  # a run already queued to this worker when the stop came: do not start it
-    raise trainer.Preempted(f"{label}not started: a stop signal arrived first")
-  result = trainer.run_one(ml_collections.ConfigDict(run_config), run_dir, sharding.make_mesh(), label)
+  from train import run, sharding, signals
+  from train.errors import Preempted
+  if signals.stop_requested():  # a run already queued to this worker when the stop came: do not start it
+    raise Preempted(f"{label}not started: a stop signal arrived first")
+  result = run.run_one(ml_collections.ConfigDict(run_config), run_dir, sharding.make_mesh(), label)
   result.pop("params", None)  # the parent reads them from run_dir (params.msgpack)
   return result
 
@@ -94,10 +95,10 @@ def run_all(jobs: list[tuple[ml_collections.ConfigDict, str, str]], workers: int
     The results (without ``params``) in the order of ``jobs``.
 
   Raises:
-    The first error of a run (after the others saved and stopped), or ``trainer.Preempted``.
+    The first error of a run (after the others saved and stopped), or ``train.errors.Preempted``.
   """
   import jax
-  from train import trainer
+  from train.errors import Preempted
   ctx = multiprocessing.get_context("spawn")  # fork would copy this process's initialised XLA runtime
   cores = ctx.SimpleQueue()
   for core in available_cores()[:workers]:
@@ -130,11 +131,11 @@ def run_all(jobs: list[tuple[ml_collections.ConfigDict, str, str]], workers: int
             os.kill(process.pid, signal.SIGTERM)
           except ProcessLookupError:
             pass
-  failures = [e for e in errors if not isinstance(e, trainer.Preempted)]
+  failures = [e for e in errors if not isinstance(e, Preempted)]
   if failures:
     raise failures[0]
   if errors or stopping:
-    raise trainer.Preempted("signal received: running runs saved a checkpoint, runs not started were cancelled; "
+    raise Preempted("signal received: running runs saved a checkpoint, runs not started were cancelled; "
                             "rerun the same command to resume (finished runs are skipped).")
   return results  # type: ignore[return-value]
 

@@ -217,7 +217,7 @@ def _cached_patches(split: str, num: int, patch_size: int, seed: int, source: st
 def load(data_config: Any, split: str, seed: int) -> dict[str, np.ndarray] | Any:
   """Trainer data source: one split of the quadrant task (``seed`` is ignored: ``data_seed`` picks the data).
 
-  Returns ``{'image', 'label'}`` in memory, or a ``train.data.Stream`` composing images per batch when the split
+  Returns ``{'image', 'label'}`` in memory, or a ``jaxborders.data.stream.Stream`` composing images per batch when the split
   would exceed ``max_gb`` (the paper's large borders).
   """
   del seed
@@ -232,7 +232,7 @@ def load(data_config: Any, split: str, seed: int) -> dict[str, np.ndarray] | Any
   channels = pairs["patch"].shape[-1]
   if pairs["label"].shape[0] * size * size * channels * 4 <= c.max_gb * 2**30:
     return {"image": compose(pairs["patch"], pairs["label"], canvas, int(c.border)), "label": pairs["label"]}
-  from train.data import Stream  # only the trainer's streaming path needs it
+  from jaxborders.data.stream import Stream  # only the trainer's streaming path needs it
 
   def batches(epoch: int, batch_size: int, process_index: int = 0, process_count: int = 1):
     n = pairs["label"].shape[0]

@@ -20,7 +20,7 @@ Training clips: 16 consecutive frames from a random start (looped when the video
 multiscale corner crop (scales 1 .. 1/2 of the shorter side, centre or a corner) resized to 112 and one
 flip for the whole clip. Evaluation: the central 16 frames, shorter side 112, central crop. Batches:
 ``image`` float32 (B, T, S, S, 3) normalised, ``label`` int32, ``mask``, ``record_key`` (video index),
-``corrupt``; the pipeline machinery (sharding, exact resume, throughput) is ``tfds_source.build_pipeline``.
+``corrupt``; the pipeline machinery (sharding, exact resume, throughput) is ``jaxborders.data.pipeline.build_pipeline``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ import numpy as np
 from PIL import Image
 
 from jaxborders.data import transforms as T
-from jaxborders.data.tfds_source import CorruptRecordError, Pipeline, build_pipeline, eval_length
+from jaxborders.data.pipeline import (CorruptRecordError, Pipeline, build_pipeline, eval_length, process_shard,
+                                      stream_from_pipelines)
+from jaxborders.data.stream import DataMissingError
 
 VideoDatasetName = Literal["ucf101", "hmdb51"]
 VIDEO_DATASETS: tuple[str, ...] = ("ucf101", "hmdb51")
@@ -234,14 +236,13 @@ def make_video_pipeline(dataset: VideoDatasetName, root: str, split_dir: str, sp
   Returns:
     A Pipeline of ``{'image': (B, T, S, S, 3), 'label', 'mask', 'record_key', 'corrupt'}`` batches.
   """
-  from jaxborders.data.tfds_source import _process_shard
   if not os.path.isdir(root):
     raise FileNotFoundError(f"root={root!r} does not exist. Extract the frames of every video into "
                             "root/<class>/<video>/frame_%05d.jpg, e.g. with: ffmpeg -i <video>.avi -vf scale=-2:128 "
                             "-q:v 2 root/<class>/<video>/frame_%05d.jpg")
   train = split == "train" if train is None else train
   videos, classes = read_split(dataset, split_dir, split, fold)
-  shard_index, shard_count = _process_shard(shard_index, shard_count)
+  shard_index, shard_count = process_shard(shard_index, shard_count)
   length = None if train else eval_length(len(videos), batch_size, shard_count)
   source = ClipSource(root, videos, length)
   preprocess = ClipPreprocess(train, clip_length, image_size, tuple(mean), tuple(std), seed, len(source),
@@ -271,10 +272,9 @@ SPLITS = ("train", "val")  # 'val' is the official test list (UCF101 / HMDB51 ha
 
 
 def load(data_config: Any, split: str, seed: int) -> Any:
-  """The trainer's entry point: a ``train.data.Stream`` of clips (``image`` (B, T, S, S, 3))."""
+  """The trainer's entry point: a ``jaxborders.data.stream.Stream`` of clips (``image`` (B, T, S, S, 3))."""
   import functools
 
-  from jaxborders.data.tfds_source import stream_from_pipelines
   if split not in SPLITS:
     raise ValueError(f"split={split!r} is not supported; accepted values: {', '.join(map(repr, SPLITS))}.")
   official = "train" if split == "train" else "test"
@@ -287,7 +287,6 @@ def load(data_config: Any, split: str, seed: int) -> Any:
       make(batch_size=1, shard_index=0, shard_count=1)  # raises the missing-root message
     videos, _ = read_split(data_config.dataset, data_config.split_dir, official, int(data_config.fold))
   except FileNotFoundError as e:
-    from train.data import DataMissingError  # the trainer's "data set not on disk" error
     raise DataMissingError(str(e)) from e
   size = int(data_config.image_size)
   return stream_from_pipelines(make, split, seed, len(videos), (int(data_config.clip_length), size, size, 3))

@@ -56,13 +56,18 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
+  from matplotlib.ticker import MaxNLocator
+
+  from train.eval_report import legend_label
   names = list(dict.fromkeys(r["name"] for r in runs))
   groups = {n: [r for r in runs if r["name"] == n] for n in names}
+  labels = [legend_label(g[0].get("overrides", {})) for g in groups.values()]
   fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-  for n, g in groups.items():
+  for label, g in zip(labels, groups.values()):
     if "diagonal" in g[0]:
       left.plot(g[0]["diagonal"]["offsets"], np.mean([r["diagonal"]["accuracy"] for r in g], axis=0), marker=".",
-                label=n)
+                label=label)
+  left.xaxis.set_major_locator(MaxNLocator(integer=True))
   left.set(xlabel="diagonal offset (pixels)", ylabel="top-1 accuracy (%)", title="Accuracy vs diagonal shift")
   left.legend(fontsize=7)
   x = np.arange(len(names))
@@ -70,9 +75,9 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
   circ = [np.mean([r["circular_consistency"] for r in g]) for g in groups.values()]
   right.bar(x - 0.2, cons, 0.4, label="consistency (crops)")
   right.bar(x + 0.2, circ, 0.4, label="circular consistency")
-  right.set_xticks(x, names, rotation=30, ha="right", fontsize=7)
-  right.set(ylabel="%", title="Same prediction under two shifts")
-  right.legend(fontsize=7)
+  right.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
+  right.set(ylabel="%", ylim=(0, 118), title="Same prediction under two shifts")
+  right.legend(fontsize=7, loc="upper center", ncol=2)  # above the bars (which reach 100)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
