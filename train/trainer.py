@@ -41,6 +41,7 @@ from train import checkpointing
 from train import config as config_lib
 from train import data as data_lib
 from train import parallel as parallel_lib
+from train import provenance
 from train import sharding as sharding_lib
 
 
@@ -432,12 +433,22 @@ def _stream_batches(stream: data_lib.Stream, epoch: int, batch_size: int, start:
   return itertools.islice(stream.batches(*args), start, None)
 
 
-def _is_finished(run_dir: str) -> bool:
+def _is_finished(run_dir: str, config: ml_collections.ConfigDict | None = None) -> bool:
   try:
     with open(os.path.join(run_dir, "summary.json")) as f:
-      return json.load(f).get("status") == "finished"
+      summary = json.load(f)
+    # trust: a finished run asked to train longer is unfinished
+    return summary.get("status") == "finished" and not (config is not None and provenance.extends(summary, config))
   except (OSError, ValueError):
     return False
+
+
+def _config_errors(fn: Callable[..., Any], *args: Any) -> Any:
+  """``fn(*args)`` with its ValueError raised as a ConfigError (exit 2)."""
+  try:
+    return fn(*args)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
 
 
 def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: str = "") -> dict[str, Any]:
@@ -446,10 +457,9 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
 
   os.makedirs(run_dir, exist_ok=True)
   summary_path = os.path.join(run_dir, "summary.json")
-  if os.path.exists(summary_path):
-    with open(summary_path) as f:
-      done = json.load(f)
-    if done.get("status") == "finished":
+  done = provenance.read_summary(summary_path)  # trust: an unreadable summary is set aside, the run resumes
+  if done is not None:
+    if done.get("status") == "finished" and not provenance.extends(done, config):  # trust: longer runs continue
       _print(f"{label}already finished ({summary_path}); skipping")
       params_path = os.path.join(run_dir, "params.msgpack")
       done["params"] = load_params(run_dir) if os.path.exists(params_path) else None
@@ -463,6 +473,8 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
   streaming = isinstance(train, data_lib.Stream)
   evals = {s: data_lib.load_split(data_cfg, s, seed) for s in source.SPLITS if s != "train"}
   image_shape = tuple(train.image_shape) if streaming else tuple(train["image"].shape[1:])
+  if not streaming:
+    _config_errors(config_lib.check_labels, config, train["label"])  # trust: labels vs model.num_classes
   model = get_model(config.model.name, **config_lib.model_kwargs(config))
   check_model_fits(model, image_shape, config.model.name)
   n_train = train.num_examples if streaming else train["label"].shape[0]
@@ -495,10 +507,11 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
   meta: dict[str, Any] = dict(epoch=0, best_value=None, best_epoch=0, bad_evals=0, stopped=False,
                               plateau_best=None, plateau_bad=0)
   best_params = state.params
-  resume_step = ckpt.latest_step()
-  if resume_step is not None:
-    tree = {"state": state, "best_params": state.params}
-    restored, meta = ckpt.restore(checkpointing.abstract_like(tree))
+  # trust: the newest checkpoint that restores intact (damaged newer ones are set aside with a warning)
+  resumed = ckpt.restore_latest_good(checkpointing.abstract_like({"state": state, "best_params": state.params}))
+  resume_step = resumed[0] if resumed else None
+  if resumed:
+    restored, meta = resumed[1], resumed[2]
     state, best_params = restored["state"], restored["best_params"]
     _print(f"{label}resumed from step {resume_step} (epoch {meta['epoch']}) in {ckpt.directory}")
   writer = MetricWriter(run_dir, config.log.tensorboard, resume_step)
@@ -669,6 +682,7 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
       "params_fingerprint": params_fingerprint(host_params),
       "workdir": run_dir,
   }
+  provenance.stamp(result)  # trust: package version and git commit
   if jax.process_index() == 0:
     with open(os.path.join(run_dir, "params.msgpack"), "wb") as f:
       f.write(flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, flax.serialization.to_state_dict(host_params))))
@@ -747,12 +761,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     config_lib.validate(config)
   except ValueError as e:
     raise ConfigError(str(e)) from None
+  config = _config_errors(sharding_lib.adapt_config, config)  # trust: batch vs devices; microbatch adapted
   check_workdir(workdir)
-  sharding_lib.check_batch_size(config.batch_size)
-  for point in config_lib.sweep_points(config):
-    micro = config_lib.apply_overrides(config, point).microbatch_size
-    if micro:
-      sharding_lib.check_batch_size(micro, "microbatch_size")
   mesh = sharding_lib.make_mesh()
   runs_spec = list(config_lib.iter_runs(config))
   single = len(runs_spec) == 1
@@ -762,6 +772,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     run_dir = workdir if single else os.path.join(workdir, config_lib.run_name(overrides), f"seed_{seed}")
     label = "" if single else f"[{i + 1}/{len(runs_spec)} {config_lib.run_name(overrides)} seed {seed}] "
     jobs.append((run_config, run_dir, label))
+  provenance.check_and_record(config, workdir, jobs, write=jax.process_index() == 0)  # trust: refuse a changed config
 
   def done(i: int, result: dict[str, Any]) -> None:
     result["overrides"] = runs_spec[i][0]
@@ -769,9 +780,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       _print(f"{jobs[i][2]}done in {result['wall_s']:.1f} s: " +
              ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
 
-  unfinished = sum(not _is_finished(run_dir) for _, run_dir, _ in jobs)
+  unfinished = sum(not _is_finished(run_dir, c) for c, run_dir, _ in jobs)
   workers = parallel_lib.num_workers(config.parallel_runs, unfinished)
-  if workers > 1:
+  if workers > 0:  # trust: parallel_runs != 1 always trains in single-threaded workers (same bits, resumed or not)
     _print(f"training {len(jobs)} runs, {workers} at a time (parallel_runs: one single-threaded process per core)")
     runs = parallel_lib.run_all(jobs, workers, lambda: bool(_STOP_SIGNAL), done)
     for result, (_, run_dir, _) in zip(runs, jobs):
