@@ -164,6 +164,8 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     fail("config", f"unexpected arguments {argv[1:]}; accepted: --config FILE [--config.key=value ...] "
          "[--workdir DIR]")
+  if _WORKDIR.value is not None and not _WORKDIR.value.strip():
+    fail("config", "--workdir='' is not accepted; accepted values: a directory path (default: runs/<config name>).")
   config = _CONFIG.value
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   import jax
@@ -172,8 +174,6 @@ def main(argv: list[str]) -> None:
   if cache:
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-  if _WORKDIR.value is not None and not _WORKDIR.value.strip():
-    fail("config", "--workdir='' is not accepted; accepted values: a directory path (default: runs/<config name>).")
   workdir = _WORKDIR.value or os.path.join("runs", os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename))[0])
   run(config, workdir)
 
