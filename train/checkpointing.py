@@ -120,9 +120,36 @@ class Checkpointer:
     self.manager.close()
 
 
+def restore_latest_readable(directory: str) -> tuple[int, Any, dict[str, Any]]:
+  """Read-only restore (no target structure) of the newest checkpoint in ``directory`` that restores intact.
+
+  For evaluation: damaged newer checkpoints are skipped with a warning on stderr naming them, never moved.
+
+  Raises:
+    FileNotFoundError: no step restores (the message names the directory and each step's error).
+  """
+  manager = ocp.CheckpointManager(os.path.abspath(directory), item_names=("state", "meta"))
+  failures = []
+  try:
+    steps = sorted(set(manager.all_steps()) | {int(d) for d in os.listdir(directory) if d.isdigit()}, reverse=True)
+    for step in steps:
+      try:
+        out = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
+                                                            meta=ocp.args.JsonRestore()))
+        return step, out.state, dict(out.meta)
+      except Exception as e:  # noqa: BLE001  (orbax/tensorstore/json raise many types for a damaged step)
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        failures.append(f"step {step}: {type(e).__name__}: {reason}")
+        print(f"warning: checkpoint {os.path.join(directory, str(step))} is damaged ({failures[-1]}); trying the "
+              "previous one.", file=sys.stderr, flush=True)
+  finally:
+    manager.close()
+  raise FileNotFoundError(f"no checkpoint in {directory} restores ({'; '.join(failures) or 'no steps'}).")
+
+
 def abstract_like(tree: Any) -> Any:
   """ShapeDtypeStructs (with shardings) of a tree of arrays, as restore targets."""
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=getattr(a, "sharding", None)), tree)
 
 
-__all__ = ["Checkpointer", "abstract_like", "tree_sha256", "MIN_KEEP"]
+__all__ = ["Checkpointer", "abstract_like", "tree_sha256", "MIN_KEEP", "restore_latest_readable"]

@@ -18,13 +18,13 @@ the key, file or process at fault, and one of these exit codes (``EXIT_CODES``):
 from __future__ import annotations
 
 import errno
-import importlib.util
 import os
-import sys
-from typing import Any, NoReturn
+from typing import Any
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from train.cli import EXIT_CODES, fail, parse_flags  # noqa: F401  (EXIT_CODES: the documented codes)
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
@@ -32,80 +32,8 @@ _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-process: 
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process: number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-process: this process's id.")
 
-EXIT_CODES = {"done": 0, "bug": 1, "config": 2, "nonfinite": 3, "data": 4, "storage": 5, "distributed": 6}
 STORAGE_ERRNOS = (errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EDQUOT, errno.EPERM, errno.EIO)
 STORAGE_MESSAGES = ("No space left", "Read-only file system", "Permission denied", "Disk quota exceeded")
-
-
-def fail(code: str, message: str) -> NoReturn:
-  """Prints one line and exits with ``EXIT_CODES[code]`` (``os._exit`` after a storage or peer fault: orbax's and
-  JAX's exit hooks would wait minutes on a dead peer or an unwritable directory)."""
-  line = " ".join(str(message).split())
-  print(f"{'error' if code != 'done' else 'preempted'}: {line}", file=sys.stderr, flush=True)
-  if code in ("storage", "distributed"):
-    sys.stdout.flush()
-    os._exit(EXIT_CODES[code])
-  sys.exit(EXIT_CODES[code])
-
-
-def config_path(argv: list[str]) -> str | None:
-  """The ``--config`` file path of a command line (without a ``:arg`` suffix), or ``None``."""
-  for i, arg in enumerate(argv):
-    if arg == "--config" and i + 1 < len(argv):
-      return argv[i + 1].split(":")[0]
-    if arg.startswith("--config="):
-      return arg.split("=", 1)[1].split(":")[0]
-  return None
-
-
-def load_config_module(path: str) -> Any:
-  """Imports a config file; every way it can fail is a ValueError naming the file (one line)."""
-  if not path:
-    raise ValueError("--config is required; accepted values: a config file, e.g. configs/redgreen.py.")
-  if not os.path.isfile(path):
-    raise ValueError(f"--config={path!r}: no such file (configs: "
-                     f"{', '.join(sorted(f for f in os.listdir('configs') if f.endswith('.py')))})."
-                     if os.path.isdir("configs") else f"--config={path!r}: no such file.")
-  spec = importlib.util.spec_from_file_location("_config_precheck", path)
-  module = importlib.util.module_from_spec(spec)
-  try:
-    spec.loader.exec_module(module)
-  except SyntaxError as e:
-    raise ValueError(f"--config={path!r}: syntax error at line {e.lineno}: {e.msg}.") from None
-  except Exception as e:  # noqa: BLE001  (whatever the config file raises while importing)
-    raise ValueError(f"--config={path!r} fails on import: {type(e).__name__}: {e}.") from None
-  if not callable(getattr(module, "get_config", None)):
-    raise ValueError(f"--config={path!r} defines no get_config() function.")
-  return module
-
-
-def precheck(argv: list[str]) -> None:
-  """Before absl parses: the config file imports, has ``get_config``, and every ``--config.x`` key exists."""
-  from train import config as config_lib
-  if any(a in ("--help", "--helpshort", "--helpfull", "-h", "-?") for a in argv[1:]):
-    return
-  try:
-    module = load_config_module(config_path(argv) or "")
-    paths = [a[len("--config."):].split("=", 1)[0] for a in argv if a.startswith("--config.")]
-    try:
-      config = module.get_config()
-    except Exception as e:  # noqa: BLE001
-      raise ValueError(f"--config={config_path(argv)!r}: get_config() fails: {type(e).__name__}: {e}.") from None
-    if paths:
-      config_lib.check_override_paths(config, paths)
-  except ValueError as e:
-    fail("config", e)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl flag parsing with every error as one line and exit code 2 (absl's own exit code is 1)."""
-  precheck(argv)
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    fail("config", f"command line: {e}")
-  except Exception as e:  # noqa: BLE001  (config_flags raises plain errors for bad override values)
-    fail("config", f"command line: {type(e).__name__}: {e}")
 
 
 def storage_fault(error: BaseException) -> bool:

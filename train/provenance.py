@@ -209,6 +209,51 @@ def extends(summary: dict[str, Any], config: ml_collections.ConfigDict) -> bool:
   return int(summary.get("epochs", 0)) < config.num_epochs
 
 
+def is_finished(run_dir: str) -> bool:
+  """Whether ``run_dir`` holds a finished run (read-only: an unreadable summary counts as unfinished)."""
+  try:
+    with open(os.path.join(run_dir, "summary.json")) as f:
+      return json.load(f).get("status") == "finished"
+  except (OSError, ValueError, AttributeError):
+    return False
+
+
+def config_for_eval(given: ml_collections.ConfigDict | None, workdir: str) -> ml_collections.ConfigDict:
+  """The config ``train.eval`` evaluates ``workdir`` with: the recorded one, or ``given`` when it agrees with it.
+
+  ``given`` may differ from the record only in keys that do not change the trained parameters (evaluation
+  settings such as ``eval.shift.*``, logging, ...) and in ``microbatch_size`` (a training speed setting).
+
+  Raises:
+    ConfigMismatch: ``given`` contradicts the record (the message lists the keys), or there is neither.
+  """
+  recorded = recorded_config(workdir)
+  if given is None:
+    if recorded is None:
+      raise ConfigMismatch(f"{workdir} has no {RECORD} (trained before runs recorded their config, or not a run "
+                           "directory); pass --config with the config it was trained with.")
+    return recorded
+  if recorded is not None:
+    top = load_record(workdir)
+    specs = list(config_lib.iter_runs(given))
+    if top.get("kind", "run") != ("run" if len(specs) == 1 else "sweep"):
+      raise ConfigMismatch(f"{workdir} holds a {top.get('kind', 'run')}; --config is not one. Leave out --config to "
+                           "use the recorded one.")
+    diff = []
+    for overrides, seed, run_config in specs:
+      run_dir = workdir if len(specs) == 1 else os.path.join(workdir, config_lib.run_name(overrides), f"seed_{seed}")
+      rec = load_record(run_dir)
+      if rec is not None:
+        old, new = rec["config"], _plain(run_config.to_dict())
+        old.pop("microbatch_size", None)
+        new.pop("microbatch_size", None)
+        diff += [f"{'' if run_dir == workdir else run_dir + ': '}{d}" for d in differences(old, new)]
+    if diff:
+      raise ConfigMismatch(f"--config contradicts the config {workdir} was trained with ({RECORD}): "
+                           f"{'; '.join(diff)}. Leave out --config to evaluate with the recorded one.")
+  return given
+
+
 def stamp(summary: dict[str, Any]) -> dict[str, Any]:
   """Adds the code version (package, git commit) to a summary dict (in place) and returns it."""
   summary.update(code_version())
@@ -216,4 +261,5 @@ def stamp(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = ["ConfigMismatch", "RECORD", "check_and_record", "differences", "extends", "read_summary", "record",
-           "recorded_config", "stamp", "code_version", "load_record", "write_record"]
+           "recorded_config", "stamp", "code_version", "load_record", "write_record", "is_finished",
+           "config_for_eval"]
