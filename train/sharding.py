@@ -8,6 +8,8 @@ are computed over the global batch because the batch axis is one logical axis un
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from typing import Any
 
 import jax
@@ -45,15 +47,46 @@ def initialize_distributed(coordinator_address: str = "", num_processes: int = 0
   if num < 1 or not 0 <= pid < num:
     raise ValueError(f"distributed.coordinator_address={address!r} needs num_processes >= 1 and 0 <= process_id < "
                      f"num_processes (flags or JAX_NUM_PROCESSES / JAX_PROCESS_ID), got {num} and {pid}.")
+  message = (f"process {pid} of {num} could not join the coordinator {address} within distributed.init_timeout_s="
+             f"{init_timeout_s} s: processes 0..{num - 1} must all start (same --coordinator_address and "
+             "--num_processes, each its own --process_id)")
+  # JAX aborts the whole process (a C++ fatal error and a stack dump) when the others do not come: a watchdog
+  # ends it first with one line and exit code 6 (the call releases the GIL, so the timer thread runs).
+  watchdog = threading.Timer(init_timeout_s, _exit_with, args=(message,))
+  watchdog.daemon = True
+  watchdog.start()
   try:
     jax.distributed.initialize(coordinator_address=address, num_processes=num, process_id=pid,
-                               initialization_timeout=int(init_timeout_s),
+                               initialization_timeout=int(init_timeout_s) + 10,
                                heartbeat_timeout_seconds=int(heartbeat_timeout_s))
   except Exception as e:  # noqa: BLE001  (XLA raises plain RuntimeErrors / XlaRuntimeErrors here)
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise DistributedError(f"process {pid} of {num} could not join the coordinator {address} within "
-                           f"distributed.init_timeout_s={init_timeout_s} s (processes 0..{num - 1} must all start): "
-                           f"{first[:300]}") from None
+    raise DistributedError(f"{message}: {first[:300]}") from None
+  finally:
+    watchdog.cancel()
+
+
+def _exit_with(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  os._exit(6)  # the exit code train.main documents for multi-process faults
+
+
+def agree_on_stop(stop_signals: list[int]) -> bool:
+  """Whether to stop now: a SIGTERM/SIGINT arrived here or, in a multi-process job, in any process.
+
+  Multi-process: a collective (all processes call it at the same point of the loop), so every process stops at
+  the same step, saves the same checkpoint together and exits; a stop seen by one process alone would leave it
+  waiting in the checkpoint's barrier and the others in the next step's collective. The signal number is
+  appended to ``stop_signals`` in the processes that did not receive it.
+  """
+  if jax.process_count() == 1:
+    return bool(stop_signals)
+  from jax.experimental import multihost_utils
+  seen = np.ravel(multihost_utils.process_allgather(np.int32(stop_signals[0] if stop_signals else 0)))
+  signums = [int(v) for v in seen if v]
+  if signums and not stop_signals:
+    stop_signals.append(signums[0])
+  return bool(signums)
 
 
 def adapt_microbatch(microbatch_size: int, batch_size: int, num_devices: int | None = None) -> int:
@@ -146,5 +179,5 @@ def to_host(tree: Any) -> Any:
   return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else np.asarray(a), tree)
 
 
-__all__ = ["DATA_AXIS", "DistributedError", "initialize_distributed", "adapt_microbatch", "make_mesh", "data_sharding", "replicated", "put_replicated",
+__all__ = ["DATA_AXIS", "DistributedError", "agree_on_stop", "initialize_distributed", "adapt_microbatch", "make_mesh", "data_sharding", "replicated", "put_replicated",
            "put_batch", "process_slice", "check_batch_size", "to_host", "adapt_config"]

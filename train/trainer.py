@@ -594,7 +594,7 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
             save()
           if config.debug.step_sleep_s:
             time.sleep(config.debug.step_sleep_s)
-          if _STOP_SIGNAL:
+          if sharding_lib.agree_on_stop(_STOP_SIGNAL):  # trust: every process stops at the same step
             break
         if offset + len(per_step) < n_steps:
           if not _STOP_SIGNAL:
@@ -653,7 +653,7 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
         crossed_steps = ck.every_n_steps > 0 and int(state.step) // ck.every_n_steps > step0 // ck.every_n_steps
       if (ck.every_n_epochs > 0 and epoch % ck.every_n_epochs == 0) or crossed_steps:
         save()  # in memory, every_n_steps: at the end of the epoch that crossed the multiple (one program)
-      if _STOP_SIGNAL:
+      if sharding_lib.agree_on_stop(_STOP_SIGNAL):  # trust: every process stops at the same epoch
         preempt()
       if config.debug.step_sleep_s:
         time.sleep(config.debug.step_sleep_s)
