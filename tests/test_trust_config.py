@@ -171,3 +171,39 @@ def test_command_line_mistakes_exit_2_in_one_line(tmp_path):
       if p.poll() is None:
         p.kill()
         p.wait()
+
+
+DISK_FULL_FILE = TINY_FILE.replace("  return c\n", '''  c.num_epochs = 4
+  c.checkpoint.every_n_epochs = 1
+  # Fault injection: the second checkpoint save finds the disk full (as orbax reports it: an OSError).
+  import errno
+  from train import checkpointing
+  if not getattr(checkpointing.Checkpointer, "injected", False):
+    save = checkpointing.Checkpointer.save
+    def full(self, step, *args, **kwargs):
+      if step > 2:
+        raise OSError(errno.ENOSPC, "No space left on device")
+      return save(self, step, *args, **kwargs)
+    checkpointing.Checkpointer.save = full
+    checkpointing.Checkpointer.injected = True
+  return c
+''')
+
+
+@pytest.mark.slow  # one real training process (import + compile): about 20 s on 2 cores
+def test_full_disk_fails_fast_in_one_line_and_keeps_the_last_checkpoint(tmp_path):
+  (tmp_path / "full.py").write_text(DISK_FULL_FILE)
+  workdir = str(tmp_path / "w")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT, JAXBORDERS_XLA_CACHE="")
+  proc = subprocess.Popen([sys.executable, "-m", "train.main", "--config", str(tmp_path / "full.py"), "--workdir",
+                           workdir], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  try:
+    out, err = proc.communicate(timeout=300)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 5, (out, err)
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "last good checkpoint" in lines[0], err
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2"]
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()

@@ -165,9 +165,29 @@ def check_and_record(config: ml_collections.ConfigDict, workdir: str,
   if not write:
     return
   for run_config, run_dir, _ in jobs:
+    check_writable(run_dir)
     write_record(run_dir, record(run_config))
   if kind == "sweep":
     write_record(workdir, record(config, "sweep"))
+
+
+def check_writable(run_dir: str) -> None:
+  """Proves ``run_dir`` and its ``checkpoints`` directory (when there is one) writable before anything trains.
+
+  Raises:
+    OSError: with the errno of the failure (read-only file system, permission, full disk) and the path.
+  """
+  for directory in (run_dir, os.path.join(run_dir, "checkpoints")):
+    if directory != run_dir and not os.path.isdir(directory):
+      continue
+    os.makedirs(directory, exist_ok=True)
+    probe = os.path.join(directory, f".write_probe_{os.getpid()}")
+    try:
+      with open(probe, "w") as f:
+        f.write("ok")
+      os.remove(probe)
+    except OSError as e:
+      raise OSError(e.errno, f"{directory} is not writable ({e.strerror}); the last good checkpoint is kept") from None
 
 
 def recorded_config(workdir: str) -> ml_collections.ConfigDict | None:
@@ -262,4 +282,4 @@ def stamp(summary: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = ["ConfigMismatch", "RECORD", "check_and_record", "differences", "extends", "read_summary", "record",
            "recorded_config", "stamp", "code_version", "load_record", "write_record", "is_finished",
-           "config_for_eval"]
+           "config_for_eval", "check_writable"]
