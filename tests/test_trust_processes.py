@@ -117,3 +117,18 @@ def test_killed_sweep_leaves_no_orphans_and_resumes_bit_identical(tmp_path):
     for w in workers:
       if _alive(w):
         os.kill(w, signal.SIGKILL)
+
+
+def test_a_failed_sweep_run_is_named():
+  import concurrent.futures.process
+  from train import trainer
+  error = parallel._labelled(trainer.NonFiniteLossError("non-finite training loss at step 3"), "[2/4 full seed 1] ")
+  assert isinstance(error, trainer.NonFiniteLossError)  # same type: the same exit code
+  assert str(error) == "[2/4 full seed 1] non-finite training loss at step 3"
+  broken = parallel._labelled(concurrent.futures.process.BrokenProcessPool("gone"), "[3/4 same seed 0] ")
+  assert str(broken).startswith("[3/4 same seed 0] not finished: a worker process of the sweep died")
+
+  def fails():
+    raise ValueError("data.source='x': the training stream ended")
+  with pytest.raises(ValueError, match=r"^\[1/2 a seed 0\] data.source='x'"):
+    parallel.labelled_call("[1/2 a seed 0] ", fails)

@@ -133,6 +133,16 @@ def _worker_run(run_config: dict[str, Any], run_dir: str, label: str, parent: in
   return result
 
 
+def labelled_call(label: str, fn: Callable[..., Any], *args: Any) -> Any:
+  """``fn(*args)``; an error it raises is re-raised with ``label`` in front of its message (same type)."""
+  try:
+    return fn(*args)
+  except Exception as e:  # noqa: BLE001
+    if not label:
+      raise
+    raise _labelled(e, label) from None
+
+
 def _labelled(error: BaseException, label: str) -> BaseException:
   """The run's error with its label in front (same type when it takes one message), so a sweep names it."""
   if isinstance(error, concurrent.futures.process.BrokenProcessPool):
@@ -206,4 +216,4 @@ def run_all(jobs: list[tuple[ml_collections.ConfigDict, str, str]], workers: int
   return results  # type: ignore[return-value]
 
 
-__all__ = ["available_cores", "num_workers", "run_all", "WORKER_XLA_FLAGS"]
+__all__ = ["available_cores", "num_workers", "run_all", "labelled_call", "WORKER_XLA_FLAGS"]

@@ -791,7 +791,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   else:
     runs = []
     for i, (run_config, run_dir, label) in enumerate(jobs):
-      runs.append(run_one(run_config, run_dir, mesh, label))
+      runs.append(parallel_lib.labelled_call(label, run_one, run_config, run_dir, mesh, label))  # trust: name the run
       done(i, runs[-1])
   groups = summarize(runs)
   table = summary_markdown(groups)
