@@ -238,3 +238,21 @@ def test_eval_uses_the_record_and_refuses_a_contradicting_config(finished_run, t
   os.remove(os.path.join(unfinished, "summary.json"))
   with pytest.raises(FileNotFoundError, match="no finished runs"):
     eval_lib.evaluate(recorded, unfinished, quiet=True)
+
+
+def test_record_in_tensorboard(tmp_path):
+  rec = provenance.record(_config())
+  provenance.write_tensorboard_text(str(tmp_path), rec)
+  import struct
+  from tensorboardX.proto import event_pb2
+  texts = []
+  for name in os.listdir(tmp_path / "tb"):  # TFRecord framing: length, its crc, the Event proto, its crc
+    data = (tmp_path / "tb" / name).read_bytes()
+    while data:
+      (length,) = struct.unpack("<Q", data[:8])
+      event = event_pb2.Event.FromString(data[12:12 + length])
+      data = data[16 + length:]
+      texts += [v.tensor.string_val[0].decode() for v in event.summary.value if v.tag.startswith("config")]
+  assert len(texts) == 1
+  text = texts[0]
+  assert "| optimizer.name | 'adamw' |" in text and f"git_commit: {rec['git_commit']}" in text

@@ -167,8 +167,19 @@ def check_and_record(config: ml_collections.ConfigDict, workdir: str,
   for run_config, run_dir, _ in jobs:
     check_writable(run_dir)
     write_record(run_dir, record(run_config))
+    if run_config.log.tensorboard:
+      write_tensorboard_text(run_dir, record(run_config))
   if kind == "sweep":
     write_record(workdir, record(config, "sweep"))
+
+
+def write_tensorboard_text(run_dir: str, rec: dict[str, Any]) -> None:
+  """The record as a TensorBoard text summary ('config', in ``<run_dir>/tb``): key | value rows and the version."""
+  from tensorboardX import SummaryWriter
+  rows = "\n".join(f"| {k} | {v!r} |" for k, v in sorted(config_lib.flatten(rec["config"]).items()))
+  version = ", ".join(f"{k}: {rec.get(k)}" for k in ("jaxborders_version", "git_commit", "git_dirty", "jax_version"))
+  with SummaryWriter(os.path.join(run_dir, "tb")) as writer:
+    writer.add_text("config", f"{version}\n\n| key | value |\n|---|---|\n{rows}", 0)
 
 
 def check_writable(run_dir: str) -> None:
