@@ -126,6 +126,7 @@ def test_a_failed_sweep_run_is_named():
   assert isinstance(error, trainer.NonFiniteLossError)  # same type: the same exit code
   assert str(error) == "[2/4 full seed 1] non-finite training loss at step 3"
   broken = parallel._labelled(concurrent.futures.process.BrokenProcessPool("gone"), "[3/4 same seed 0] ")
+  assert isinstance(broken, parallel.WorkerDied)  # exit code 7, one line
   assert str(broken).startswith("[3/4 same seed 0] not finished: a worker process of the sweep died")
 
   def fails():

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from absl import flags
 
-EXIT_CODES = {"done": 0, "bug": 1, "config": 2, "nonfinite": 3, "data": 4, "storage": 5, "distributed": 6}
+EXIT_CODES = {"done": 0, "bug": 1, "config": 2, "nonfinite": 3, "data": 4, "storage": 5, "distributed": 6, "worker": 7}
 
 
 def fail(code: str, message: str) -> NoReturn:

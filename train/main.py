@@ -12,6 +12,7 @@ the key, file or process at fault, and one of these exit codes (``EXIT_CODES``):
 4   missing data
 5   storage fault: the run directory is not writable or the disk is full (the last good checkpoint is kept)
 6   multi-process: a peer did not join within ``distributed.init_timeout_s`` or was lost during the run
+7   a sweep's worker process died (killed, out of memory); the line names the run; rerun to resume
 ==  =====================================================================================================
 """
 
@@ -52,7 +53,7 @@ def storage_fault(error: BaseException) -> bool:
 def run(config: Any, workdir: str) -> None:
   """Trains ``config`` in ``workdir`` and maps every known failure to its exit code and one line."""
   from train import data as data_lib
-  from train import provenance, sharding, trainer
+  from train import parallel, provenance, sharding, trainer
   d = config.distributed
   try:
     sharding.initialize_distributed(_COORDINATOR.value or d.coordinator_address, _NUM_PROCESSES.value or d.num_processes,
@@ -73,6 +74,8 @@ def run(config: Any, workdir: str) -> None:
     fail("data", f"data missing: {e}")
   except trainer.Preempted as e:
     fail("done", e)
+  except parallel.WorkerDied as e:
+    fail("worker", e)
   except Exception as e:  # noqa: BLE001
     if storage_fault(e):
       fail("storage", f"storage: {type(e).__name__}: {e} (workdir {workdir}; the last good checkpoint is kept)")

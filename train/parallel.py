@@ -69,6 +69,10 @@ def num_workers(parallel_runs: int, num_runs: int) -> int:
   return max(1, min(num_runs, cores, parallel_runs or cores))
 
 
+class WorkerDied(RuntimeError):
+  """A sweep's worker process died (killed, out of memory) before its run ended; the message names the run."""
+
+
 _PR_SET_PDEATHSIG = 1
 _BUSY: list[bool] = []  # non-empty while this worker trains a run
 _PARENT: list[int] = []  # the parent's pid, set in the worker
@@ -146,7 +150,8 @@ def labelled_call(label: str, fn: Callable[..., Any], *args: Any) -> Any:
 def _labelled(error: BaseException, label: str) -> BaseException:
   """The run's error with its label in front (same type when it takes one message), so a sweep names it."""
   if isinstance(error, concurrent.futures.process.BrokenProcessPool):
-    return RuntimeError(f"{label}not finished: a worker process of the sweep died (killed, or out of memory)")
+    return WorkerDied(f"{label}not finished: a worker process of the sweep died (killed, or out of memory); rerun "
+                      "the same command to resume")
   try:
     labelled = type(error)(f"{label}{error}")
   except Exception:  # noqa: BLE001  (an exception type with other constructor arguments)
@@ -216,4 +221,4 @@ def run_all(jobs: list[tuple[ml_collections.ConfigDict, str, str]], workers: int
   return results  # type: ignore[return-value]
 
 
-__all__ = ["available_cores", "num_workers", "run_all", "labelled_call", "WORKER_XLA_FLAGS"]
+__all__ = ["WorkerDied", "available_cores", "num_workers", "run_all", "labelled_call", "WORKER_XLA_FLAGS"]
