@@ -798,6 +798,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   summary = {"runs": [{k: v for k, v in r.items() if k != "params"} for r in runs], "groups": groups,
              "wall_s": time.time() - t0, "num_runs": len(runs), "devices": jax.device_count(),
              "processes": jax.process_count()}
+  provenance.stamp(summary)  # trust: package version and git commit of the whole sweep
   if single:
     summary.update({k: v for k, v in runs[0].items() if k != "params"})
   text = table
