@@ -17,7 +17,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_size = 200  # global batch over all devices of all processes (must divide by the device count)
   # > 0: compute each step's gradient over microbatches of this many examples (global; must divide batch_size and
   # be a multiple of the device count) and sum them: the same update with less activation memory, and on CPU
-  # faster for small nets (activations stay in cache). Not for models with BatchNorm.
+  # faster for small nets (activations stay in cache). Not for models with BatchNorm. A CPU speed setting: it adapts
+  # to the host: rounded up to the next multiple of the device count that divides batch_size (0 if none), see
+  # train/sharding.py adapt_microbatch, so a config runs unchanged on 1, 2, 4 or 8 devices.
   config.microbatch_size = 0
   # Runs of a sweep (points x seeds) trained at once on a CPU host, each a single-threaded process pinned to one
   # core (0: one per core). Faster for small nets, whose steps cannot use two cores; the runs are unchanged.
@@ -91,7 +93,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_n_steps = 0  # > 0: save every n steps (in-memory sources save at epoch ends)
   config.checkpoint.every_n_epochs = 1  # > 0: save every n epochs; also saved at the end and on SIGTERM/INT
-  config.checkpoint.keep = 2  # periodic checkpoints kept (the best one is kept apart)
+  config.checkpoint.keep = 2  # periodic checkpoints kept, at least 2 so a corrupt latest one falls back
 
   config.log = ml_collections.ConfigDict()
   config.log.every_n_epochs = 1  # console progress line every n epochs (always at the end)
@@ -107,6 +109,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.distributed.coordinator_address = ""  # '' = single process (or from env: JAX_COORDINATOR_ADDRESS)
   config.distributed.num_processes = 0  # 0 = from env JAX_NUM_PROCESSES (multi-host) or 1
   config.distributed.process_id = -1  # -1 = from env JAX_PROCESS_ID
+  # Multi-process only: every process waits at most this long for all the others at start (then exits naming the
+  # coordinator and the process ids), and a peer silent this long (dead, preempted) ends every process.
+  config.distributed.init_timeout_s = 60
+  config.distributed.heartbeat_timeout_s = 10
 
   config.debug = ml_collections.ConfigDict()
   config.debug.nan_at_step = -1  # test hook: the loss of this (0-based) step is multiplied by NaN

@@ -78,8 +78,9 @@ def test_microbatch_errors(tmp_path):
 
 
 def test_num_workers():
-  assert parallel.num_workers(2, 1) == 1  # a single run trains in-process
-  assert parallel.num_workers(1, 8) == 1
+  assert parallel.num_workers(2, 1) == 1  # a single remaining run still trains in a single-threaded worker
+  assert parallel.num_workers(2, 0) == 0  # nothing left to train
+  assert parallel.num_workers(1, 8) == 0  # parallel_runs=1: in this process
   cores = len(parallel.available_cores())
   assert parallel.num_workers(0, 8) == min(8, cores)
   assert parallel.num_workers(64, 3) == min(3, cores)

@@ -10,10 +10,12 @@ import importlib
 import importlib.util
 import inspect
 import itertools
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import ml_collections
+import numpy as np
 
 from configs import default as default_config
 from train import data as data_lib
@@ -124,11 +126,21 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any]
   return config
 
 
+def _is_int(value: Any) -> bool:
+  return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def seeds_of(config: ml_collections.ConfigDict) -> list[int]:
+  """The run seeds: ``seeds`` when non-empty, else ``(seed,)``; a non-integer seed is refused (never truncated)."""
   seeds = config.seeds
-  if isinstance(seeds, int):
-    return [seeds]
-  return [int(s) for s in seeds] if len(seeds) else [int(config.seed)]
+  seeds = [seeds] if not isinstance(seeds, (tuple, list)) else list(seeds)
+  if not seeds:
+    seeds = [config.seed]
+  bad = [s for s in seeds if not _is_int(s) or s < 0]
+  if bad:
+    key = "seeds" if len(config.seeds) else "seed"
+    raise ValueError(f"{key} must be integers >= 0 (a tuple of them for 'seeds'), got {config[key]!r}.")
+  return [int(s) for s in seeds]
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -146,8 +158,102 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"seeds must be distinct, got {tuple(seeds)}.")
 
 
+def _require(key: str, value: Any, ok: bool, accepted: str) -> None:
+  if not ok:
+    raise ValueError(f"{key}={value!r} is not accepted; accepted values: {accepted}.")
+
+
+def _int_at_least(c: ml_collections.ConfigDict, key: str, low: int, meaning: str = "") -> None:
+  value = c[key] if "." not in key else _get(c, key)
+  _require(key, value, _is_int(value) and value >= low, f"an integer >= {low}{meaning}")
+
+
+def _finite(c: ml_collections.ConfigDict, key: str, low: float, strict: bool = False) -> None:
+  value = _get(c, key)
+  ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value) and (
+      value > low if strict else value >= low)
+  _require(key, value, ok, f"a finite number {'>' if strict else '>='} {low}")
+
+
+def _get(c: ml_collections.ConfigDict, key: str) -> Any:
+  node = c
+  for part in key.split("."):
+    node = node[part]
+  return node
+
+
+# Integer keys and their lowest accepted value (with what the boundary means).
+INT_RANGES: dict[str, tuple[int, str]] = {
+    "num_epochs": (0, ""), "num_steps": (0, " (0: use num_epochs)"),
+    "eval.every_n_epochs": (1, ""), "eval.batch_size": (0, " (0: batch_size)"),
+    "checkpoint.every_n_steps": (0, " (0: off)"), "checkpoint.every_n_epochs": (0, " (0: off)"),
+    "checkpoint.keep": (1, ""), "log.every_n_epochs": (1, ""), "log.every_n_steps": (0, " (0: off)"),
+    "early_stopping.patience": (0, ""), "schedule.plateau_patience": (0, ""),
+    "distributed.num_processes": (0, " (0: from the environment)"),
+    "distributed.process_id": (-1, " (-1: from the environment)"),
+    "distributed.init_timeout_s": (1, ""), "distributed.heartbeat_timeout_s": (1, ""),
+}
+# Float keys: (lowest value, strictly greater).
+FLOAT_RANGES: dict[str, tuple[float, bool]] = {
+    "optimizer.learning_rate": (0.0, True), "optimizer.weight_decay": (0.0, False), "optimizer.momentum": (0.0, False),
+    "optimizer.rho": (0.0, False), "optimizer.eps": (0.0, False), "optimizer.b1": (0.0, False),
+    "optimizer.b2": (0.0, False), "optimizer.grad_clip_norm": (0.0, False), "schedule.step_factor": (0.0, False),
+    "schedule.warmup_epochs": (0.0, False), "schedule.plateau_factor": (0.0, True), "debug.step_sleep_s": (0.0, False),
+}
+
+
+def check_ranges(c: ml_collections.ConfigDict) -> None:
+  """Types and ranges of the schema's numeric keys, the data sizes, ``num_classes`` and the distributed settings."""
+  flat = flatten(c)
+  for key, (low, meaning) in INT_RANGES.items():
+    if key in flat:
+      _int_at_least(c, key, low, meaning)
+  for key, (low, strict) in FLOAT_RANGES.items():
+    if key in flat:
+      _finite(c, key, low, strict)
+  for key in ("seed",):
+    _int_at_least(c, key, 0)
+  for key, value in flat.items():
+    if key.startswith("data.") and key.endswith("_size") and isinstance(value, (int, float)) and not isinstance(
+        value, bool):
+      _int_at_least(c, key, 1)
+  if "num_classes" in c.model:
+    _int_at_least(c, "model.num_classes", 2, " (a classifier needs two classes)")
+  for s in c.schedule.step_epochs:
+    _require("schedule.step_epochs", tuple(c.schedule.step_epochs), isinstance(s, (int, float)) and s >= 0,
+             "a tuple of epochs >= 0")
+  check_distributed(c.distributed)
+
+
+def check_distributed(d: ml_collections.ConfigDict) -> None:
+  """Multi-process settings are complete: a coordinator with both a process count and an id, or none of them."""
+  if d.num_processes > 1 and not d.coordinator_address:
+    raise ValueError(f"distributed.num_processes={d.num_processes} needs distributed.coordinator_address "
+                     "('host:port' of process 0; or --coordinator_address / JAX_COORDINATOR_ADDRESS).")
+  if d.coordinator_address:
+    if ":" not in d.coordinator_address:
+      raise ValueError(f"distributed.coordinator_address={d.coordinator_address!r} is not accepted; accepted "
+                       "values: 'host:port'.")
+  if d.num_processes >= 1 and d.process_id >= d.num_processes:
+    raise ValueError(f"distributed.process_id={d.process_id} is not accepted; accepted values: 0 .. "
+                     f"{d.num_processes - 1} (num_processes={d.num_processes}).")
+
+
+def check_labels(config: ml_collections.ConfigDict, labels: Any) -> None:
+  """The training labels fit ``model.num_classes`` (else the loss is silently wrong or non-finite)."""
+  num_classes = config.model.get("num_classes")
+  if num_classes is None or labels is None:
+    return
+  labels = np.asarray(labels)
+  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    raise ValueError(f"model.num_classes={num_classes} does not fit the labels of data.source="
+                     f"{config.data.source!r} (range {int(labels.min())}..{int(labels.max())}); set "
+                     f"model.num_classes >= {int(labels.max()) + 1}.")
+
+
 def _validate_values(c: ml_collections.ConfigDict) -> None:
   check_keys(c)
+  check_ranges(c)
   if not isinstance(c.batch_size, int) or c.batch_size < 1:
     raise ValueError(f"batch_size must be an int >= 1, got {c.batch_size!r}.")
   if not isinstance(c.microbatch_size, int) or c.microbatch_size < 0 or (

@@ -22,10 +22,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from train import config as config_lib
 from train import data as data_lib
 from train import sharding as sharding_lib
 from train import signals
-from train.errors import ConfigError
+from train.errors import ConfigError, config_errors
 from train.logs import echo
 from train.monitors import CheckpointCadence
 from train.progress import Progress
@@ -56,6 +57,8 @@ def load_data(config: ml_collections.ConfigDict, seed: int) -> RunData:
   evals = {s: data_lib.load_split(data_cfg, s, seed) for s in source.SPLITS if s != "train"}
   streaming = isinstance(train, data_lib.Stream)
   image_shape = tuple(train.image_shape) if streaming else tuple(train["image"].shape[1:])
+  if not streaming:
+    config_errors(config_lib.check_labels, config, train["label"])  # trust: labels vs model.num_classes
   n_train = train.num_examples if streaming else train["label"].shape[0]
   steps_per_epoch = n_train // config.batch_size
   if steps_per_epoch < 1:
@@ -146,7 +149,7 @@ class StreamingEpochs:
       if config.debug.step_sleep_s:
         time.sleep(config.debug.step_sleep_s)
       t_prev = time.time()
-      if signals.stop_requested():
+      if sharding_lib.agree_on_stop(signals._STOP_SIGNAL):  # trust: every process stops at the same step
         break
     if offset + len(per_step) < num_steps:
       if not signals.stop_requested():

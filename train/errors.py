@@ -15,4 +15,12 @@ class Preempted(Exception):
   """SIGTERM/SIGINT arrived; a checkpoint was saved and the process should exit 0."""
 
 
-__all__ = ["ConfigError", "NonFiniteLossError", "Preempted"]
+def config_errors(fn, *args):
+  """``fn(*args)`` with its ValueError raised as a ConfigError (exit 2)."""
+  try:
+    return fn(*args)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+
+
+__all__ = ["ConfigError", "NonFiniteLossError", "Preempted", "config_errors"]

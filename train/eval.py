@@ -43,14 +43,20 @@ import ml_collections
 
 from train import config as config_lib
 from train import data as data_lib
+from train import provenance
 from train.eval_protocol import (SHIFT_DEFAULTS, equivariant_layers, evaluate_run, evaluate_variables,  # noqa: F401
                                  has_checkpoint, load_arrays, load_eval_data, protocol, restore_variables, row_label,
                                  shift_settings, variant_label)
 from train.eval_report import _get, markdown, plot_all  # noqa: F401  (_get: tests read metrics through it)
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str, quiet: bool = False) -> dict[str, Any]:
-  """Evaluates every run of ``config`` under ``workdir`` and writes eval.json / eval.md / PNGs there."""
+def evaluate(config: ml_collections.ConfigDict, workdir: str, quiet: bool = False,
+             allow_unfinished: bool = False) -> dict[str, Any]:
+  """Evaluates every run of ``config`` under ``workdir`` and writes eval.json / eval.md / PNGs there.
+
+  Unfinished runs (no finished ``summary.json``) are skipped and listed unless ``allow_unfinished``; each run's
+  result says the checkpoint ``step`` it evaluated and whether the run had ``finished``.
+  """
   settings = shift_settings(config)
   # eval.shift is checked by shift_settings; the rest goes through the trainer's validation (until the schema in
   # configs/default.py lists eval.shift, the trainer itself would reject it).
@@ -61,30 +67,40 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, quiet: bool = Fals
   specs = list(config_lib.iter_runs(config))
   single = len(specs) == 1
   t0 = time.time()
-  runs, data_cache, missing = [], {}, []
+  runs, data_cache, missing, unfinished = [], {}, [], []
   for overrides, seed, run_config in specs:
     run_dir = workdir if single else os.path.join(workdir, config_lib.run_name(overrides), f"seed_{seed}")
     if not has_checkpoint(run_dir):
       missing.append(run_dir)  # not trained (yet): evaluate the others, list it
+      continue
+    if not allow_unfinished and not provenance.is_finished(run_dir):  # trust: a middle checkpoint only when asked
+      unfinished.append(run_dir)
       continue
     # Runs that differ only in the model share the evaluation data.
     data_key = json.dumps(run_config.data.to_dict(), sort_keys=True, default=str)
     if data_key not in data_cache:
       data_cache[data_key] = load_eval_data(run_config, settings)
     result = evaluate_run(run_config, run_dir, settings, data_cache[data_key])
+    result["finished"] = provenance.is_finished(run_dir)  # trust: the report says which step, finished or not
     name = config_lib.run_name(overrides)
     runs.append({"name": name, "overrides": overrides, "seed": seed, "run_dir": run_dir,
                  "row": row_label(run_config, overrides), "variant": variant_label(run_config), **result})
     if not quiet:
-      print(f"[{len(runs)}/{len(specs)} {name} seed {seed}] accuracy {result['accuracy']:.2f} "
+      print(f"[{len(runs)}/{len(specs)} {name} seed {seed}]{'' if result['finished'] else ' UNFINISHED'} step "
+            f"{result['step']}: accuracy {result['accuracy']:.2f} "
             f"consistency {result.get('consistency', float('nan')):.2f} circular {result['circular_consistency']:.2f}"
             f" ({result['wall_s']:.1f} s)", flush=True)
+  if unfinished and (not quiet or not runs):  # trust: name the unfinished runs and the flag
+    print(f"unfinished, skipped (pass --allow_unfinished to evaluate their latest checkpoint): "
+          f"{', '.join(unfinished)}", file=sys.stderr, flush=True)
   if not runs:
-    raise FileNotFoundError(f"no checkpoints in {workdir} (looked for: {', '.join(missing)}): train the config first "
+    raise FileNotFoundError(f"no {'finished runs' if unfinished else 'checkpoints'} in {workdir} (looked for: "
+                            f"{', '.join(missing + unfinished)}): train the config first "
                             "(python -m train.main --config ... --workdir ...), then evaluate the same workdir.")
   if missing and not quiet:
     print(f"not trained yet, skipped: {', '.join(missing)}", flush=True)
-  summary = {"runs": runs, "missing": missing, "settings": settings, "wall_s": time.time() - t0}
+  summary = {"runs": runs, "missing": missing, "unfinished": unfinished, "settings": settings,
+             "wall_s": time.time() - t0}
   with open(os.path.join(workdir, "eval.json"), "w") as f:
     json.dump(summary, f, indent=1)
   text = markdown(runs)
@@ -102,10 +118,10 @@ def main(argv: list[str]) -> None:
   from absl import flags
   if len(argv) > 1:
     raise SystemExit(f"unexpected arguments: {argv[1:]}")
-  config = flags.FLAGS.config
   workdir = flags.FLAGS.workdir
   try:
-    summary = evaluate(config, workdir)
+    config = provenance.config_for_eval(flags.FLAGS.config, workdir)  # trust: the recorded config, or an agreeing one
+    summary = evaluate(config, workdir, allow_unfinished=flags.FLAGS.allow_unfinished)
   except (ValueError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -119,13 +135,16 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
   from absl import app, flags
   from ml_collections import config_flags
-  config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
+  config_flags.DEFINE_config_file("config", None, "Config file (default: the one recorded in --workdir).",
+                                  lock_config=True)
   flags.DEFINE_string("workdir", None, "The workdir the config was trained in.")
+  flags.DEFINE_bool("allow_unfinished", False, "Also evaluate unfinished runs (their latest checkpoint; the report "
+                    "says which step).")
   from train import cli
   cli.exit_on_help(sys.argv, __doc__)
   cli.quiet_library_logs()
-  flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  flags.mark_flags_as_required(["workdir"])
+  app.run(main, flags_parser=cli.optional_config_parser())  # trust: CLI mistakes exit 2 in one line
 
 
 __all__ = ["SHIFT_DEFAULTS", "shift_settings", "protocol", "restore_variables", "evaluate_variables", "evaluate_run",

@@ -135,23 +135,17 @@ def restore_variables(run_dir: str) -> tuple[dict[str, Any], dict[str, Any]]:
   (the best ones under early stopping, else the final ones), tested with the final BatchNorm statistics, as
   the trainer does.
   """
-  import orbax.checkpoint as ocp
+  from train import checkpointing
 
   directory = os.path.abspath(os.path.join(run_dir, "checkpoints"))
   if not os.path.isdir(directory):
     raise FileNotFoundError(f"no checkpoints in {directory}: train the run first (python -m train.main --config ... "
                             f"--workdir ...), then evaluate the same workdir.")
-  manager = ocp.CheckpointManager(directory, item_names=("state", "meta"))
-  step = manager.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"no finished checkpoint in {directory}.")
-  out = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
-  manager.close()
-  tree = out.state
+  step, tree, meta = checkpointing.restore_latest_readable(directory)  # trust: damaged newer steps are skipped
   variables = {"params": tree["best_params"]}
   if tree["state"].get("batch_stats"):
     variables["batch_stats"] = tree["state"]["batch_stats"]
-  return variables, {**dict(out.meta), "step": int(step)}
+  return variables, {**meta, "step": int(step)}
 
 
 def has_checkpoint(run_dir: str) -> bool:

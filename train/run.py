@@ -22,6 +22,7 @@ import numpy as np
 
 from train import checkpointing
 from train import config as config_lib
+from train import provenance
 from train import sharding as sharding_lib
 from train import signals
 from train.epochs import Evaluator, InMemoryEpochs, RunData, StreamingEpochs, load_data
@@ -49,9 +50,8 @@ class Run:
     self.plateau = Plateau(sched.plateau_metric, sched.plateau_patience, sched.plateau_factor)
     self.cadence = CheckpointCadence(config.checkpoint.every_n_epochs, config.checkpoint.every_n_steps)
     self.ckpt = checkpointing.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=config.checkpoint.keep)
-    self.resume_step = self.ckpt.latest_step()
-    if self.resume_step is not None:
-      self._restore()
+    self.resume_step = None
+    self._restore()
     self.writer = MetricWriter(run_dir, config.log.tensorboard, self.resume_step)
     self.last_log: dict[str, float] = {}
 
@@ -59,8 +59,12 @@ class Run:
     return dict(epoch=self.epoch, **self.early.state(), **self.plateau.state())
 
   def _restore(self) -> None:
-    tree = {"state": self.state, "best_params": self.state.params}
-    restored, meta = self.ckpt.restore(checkpointing.abstract_like(tree))
+    # trust: the newest checkpoint that restores intact (damaged newer ones are set aside with a warning)
+    resumed = self.ckpt.restore_latest_good(checkpointing.abstract_like({"state": self.state,
+                                                                          "best_params": self.state.params}))
+    if not resumed:
+      return
+    self.resume_step, restored, meta = resumed
     self.state, self.best_params = restored["state"], restored["best_params"]
     self.epoch = int(meta["epoch"])
     self.early.load(meta)
@@ -155,20 +159,24 @@ def load_params(run_dir: str) -> Any:
     return flax.serialization.msgpack_restore(f.read())
 
 
-def is_finished(run_dir: str) -> bool:
+def is_finished(run_dir: str, config: ml_collections.ConfigDict | None = None) -> bool:
+  """Whether ``run_dir`` holds a finished run that ``config`` (if given) does not ask to train longer."""
   try:
     with open(os.path.join(run_dir, "summary.json")) as f:
-      return json.load(f).get("status") == "finished"
-  except (OSError, ValueError):
+      summary = json.load(f)
+    # trust: a finished run asked to train longer is unfinished
+    return summary.get("status") == "finished" and not (config is not None and provenance.extends(summary, config))
+  except (OSError, ValueError, AttributeError):
     return False
 
 
-def finished_result(run_dir: str) -> dict[str, Any] | None:
-  """The summary (with ``params``) of a run already finished in ``run_dir``, or None."""
-  if not is_finished(run_dir):
+def finished_result(run_dir: str, config: ml_collections.ConfigDict) -> dict[str, Any] | None:
+  """The summary (with ``params``) of a run already finished in ``run_dir``, or None (also when ``config`` asks
+  for a longer run, which continues from the checkpoints)."""
+  # trust: an unreadable summary is set aside and the run resumes; a longer run continues
+  done = provenance.read_summary(os.path.join(run_dir, "summary.json"))
+  if done is None or done.get("status") != "finished" or provenance.extends(done, config):
     return None
-  with open(os.path.join(run_dir, "summary.json")) as f:
-    done = json.load(f)
   done["params"] = load_params(run_dir) if os.path.exists(os.path.join(run_dir, "params.msgpack")) else None
   return done
 
@@ -177,7 +185,7 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
   """Trains and tests one run (one config, one seed) in ``run_dir``; resumes from its checkpoints."""
   from jaxborders.models import get_model
 
-  done = finished_result(run_dir)
+  done = finished_result(run_dir, config)
   if done is not None:
     echo(f"{label}already finished ({os.path.join(run_dir, 'summary.json')}); skipping")
     return done
@@ -210,7 +218,7 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
       run.epoch = epoch
       run.end_epoch(step_metrics, first_step, written, epoch_times[-1], evaluate, progress.images_per_s)
       epoch = run.epoch
-      if signals.stop_requested():
+      if sharding_lib.agree_on_stop(signals._STOP_SIGNAL):  # trust: every process stops at the same epoch
         run.preempt()
       if config.debug.step_sleep_s:
         time.sleep(config.debug.step_sleep_s)
@@ -245,6 +253,7 @@ def _finish(run: Run, run_dir: str, evaluate: Evaluator, seed: int, epoch_times:
       "params_fingerprint": params_fingerprint(host_params),
       "workdir": run_dir,
   }
+  provenance.stamp(result)  # trust: package version and git commit
   if jax.process_index() == 0:
     with open(os.path.join(run_dir, "params.msgpack"), "wb") as f:
       f.write(flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, flax.serialization.to_state_dict(host_params))))

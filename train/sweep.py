@@ -19,9 +19,10 @@ import numpy as np
 
 from train import config as config_lib
 from train import parallel as parallel_lib
+from train import provenance
 from train import sharding as sharding_lib
 from train import signals
-from train.errors import ConfigError
+from train.errors import ConfigError, config_errors
 from train.logs import echo
 from train.run import is_finished, load_params, run_one
 
@@ -82,12 +83,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     config_lib.validate(config)
   except ValueError as e:
     raise ConfigError(str(e)) from None
+  config = config_errors(sharding_lib.adapt_config, config)  # trust: batch vs devices; microbatch adapted
   check_workdir(workdir)
-  sharding_lib.check_batch_size(config.batch_size)
-  for point in config_lib.sweep_points(config):
-    micro = config_lib.apply_overrides(config, point).microbatch_size
-    if micro:
-      sharding_lib.check_batch_size(micro, "microbatch_size")
   mesh = sharding_lib.make_mesh()
   runs_spec = list(config_lib.iter_runs(config))
   single = len(runs_spec) == 1
@@ -97,6 +94,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     run_dir = workdir if single else os.path.join(workdir, config_lib.run_name(overrides), f"seed_{seed}")
     label = "" if single else f"[{i + 1}/{len(runs_spec)} {config_lib.run_name(overrides)} seed {seed}] "
     jobs.append((run_config, run_dir, label))
+  provenance.check_and_record(config, workdir, jobs, write=jax.process_index() == 0)  # trust: refuse a changed config
 
   def done(i: int, result: dict[str, Any]) -> None:
     result["overrides"] = runs_spec[i][0]
@@ -104,9 +102,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       echo(f"{jobs[i][2]}done in {result['wall_s']:.1f} s: " +
              ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
 
-  unfinished = sum(not is_finished(run_dir) for _, run_dir, _ in jobs)
+  unfinished = sum(not is_finished(run_dir, c) for c, run_dir, _ in jobs)
   workers = parallel_lib.num_workers(config.parallel_runs, unfinished)
-  if workers > 1:
+  if workers > 0:  # trust: parallel_runs != 1 always trains in single-threaded workers (same bits, resumed or not)
     echo(f"training {len(jobs)} runs, {workers} at a time (parallel_runs: one single-threaded process per core)")
     runs = parallel_lib.run_all(jobs, workers, signals.stop_requested, done)
     for result, (_, run_dir, _) in zip(runs, jobs):
@@ -115,13 +113,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   else:
     runs = []
     for i, (run_config, run_dir, label) in enumerate(jobs):
-      runs.append(run_one(run_config, run_dir, mesh, label))
+      runs.append(parallel_lib.labelled_call(label, run_one, run_config, run_dir, mesh, label))  # trust: name the run
       done(i, runs[-1])
   groups = summarize(runs)
   table = summary_markdown(groups)
   summary = {"runs": [{k: v for k, v in r.items() if k != "params"} for r in runs], "groups": groups,
              "wall_s": time.time() - t0, "num_runs": len(runs), "devices": jax.device_count(),
              "processes": jax.process_count()}
+  provenance.stamp(summary)  # trust: package version and git commit of the whole sweep
   if single:
     summary.update({k: v for k, v in runs[0].items() if k != "params"})
   text = table
