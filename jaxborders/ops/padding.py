@@ -260,8 +260,10 @@ def auto_conv_path(kernel_size: Sequence[int], modes: Sequence[str], feature_gro
                    backend: str | None = None) -> str:
   """The path ``impl='auto'`` takes: ``'xla'``, ``'im2col'`` or ``'im2col_grad'`` (XLA forward, im2col derivatives).
 
-  The rule, from the ``benchmarks/ops.py`` table (XLA:CPU runs convolutions and, much more, their derivatives
-  slowly; accelerators run their own conv kernels fastest):
+  The rule (``python -m benchmarks.ops`` prints the per-impl table behind it): accelerators run their own conv
+  kernels and gradients; XLA:CPU runs conv *derivatives* slowly, above all for F-Conv's large padding (ResNet
+  layer1 shape, ``full``: forward+backward about 10x faster as im2col on a loaded 2-core CPU). A path only
+  decides speed, never values: every path is the same linear map.
 
   - accelerators (GPU, TPU), or grouped convs: ``xla`` (``lax.conv_general_dilated`` and its native gradients);
   - CPU, 1x1 kernel (no padding in any mode): ``im2col``, a plain matmul after striding;
