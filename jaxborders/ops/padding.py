@@ -271,8 +271,10 @@ def auto_conv_path(kernel_size: Sequence[int], modes: Sequence[str], feature_gro
   - CPU, zero-padded modes only: ``im2col_grad``: XLA's conv forward, derivatives written as im2col x matmul.
 
   Example:
-    >>> auto_conv_path((3, 3), ('same', 'same'), backend='gpu'), auto_conv_path((3, 3), ('circular', 'same'), backend='cpu')
-    ('xla', 'im2col')
+    >>> auto_conv_path((3, 3), ('same', 'same'), backend='gpu')
+    'xla'
+    >>> auto_conv_path((3, 3), ('circular', 'same'), backend='cpu')
+    'im2col'
   """
   backend = jax.default_backend() if backend is None else backend
   if backend != "cpu" or feature_group_count != 1:
@@ -354,8 +356,8 @@ def _check_groups(c_in: int, w_shape: Sequence[int], feature_group_count: int) -
     raise ValueError(f"feature_group_count={feature_group_count} must divide input channels {c_in} and output "
                      f"channels {c_out}.")
   if w_shape[-2] * feature_group_count != c_in:
-    raise ValueError(f"w has {w_shape[-2]} input channels per group; x has {c_in} channels and "
-                     f"feature_group_count={feature_group_count}, so w.shape[-2] must be {c_in // feature_group_count}.")
+    raise ValueError(f"w has {w_shape[-2]} input channels per group; x has {c_in} channels and feature_group_count="
+                     f"{feature_group_count}, so w.shape[-2] must be {c_in // feature_group_count}.")
 
 
 def _conv_general(x, w, strides, pads, dilation, rank, groups, precision):
