@@ -14,8 +14,9 @@ Two tables, every row timed side by side in one process (calls interleaved round
    Target (issue 2): ``blur_pool`` no slower than the PyTorch one (ratio <= 1).
 3. ``conv`` per implementation (``impl='xla'`` / ``'im2col'`` / ``'auto'``) per mode, forward and
    forward+backward, on a Red-Green layer and two ResNet layers: the table behind ``jaxborders.auto_conv_path``.
-4. ``--blur-vjp-compare``: ``blur_pool`` forward+backward with today's linear primitives (forward mode allowed) against the
-   former custom VJP (reverse mode only) built from the same forward and adjoint passes, and ``jax.jvp`` cost.
+4. ``--blur-vjp-compare``: ``blur_pool`` forward+backward with today's linear primitives (forward mode allowed)
+   against the former custom VJP (reverse mode only) built from the same forward and adjoint passes, and the
+   ``jax.jvp`` cost.
 
 Forward+backward is one call that returns the output and the input gradient for a fixed random cotangent
 (so the forward cannot be dead-code eliminated); in PyTorch ``y = f(x); y.backward(g)``.
@@ -168,7 +169,8 @@ def impl_table(rows: list[dict[str, Any]]) -> str:
     ms = {k: r[k]["median_ms"] for k in ("xla_fwd", "im2col_fwd", "auto_fwd", "xla_fb", "im2col_fb", "auto_fb")}
     out.append([r["layer"], r["mode"], fmt_ms(ms["xla_fwd"]), fmt_ms(ms["im2col_fwd"]),
                 fmt_ratio(ms["im2col_fwd"], ms["xla_fwd"]), fmt_ms(ms["xla_fb"]), fmt_ms(ms["im2col_fb"]),
-                fmt_ratio(ms["im2col_fb"], ms["xla_fb"]), r["auto_path"], fmt_ms(ms["auto_fwd"]), fmt_ms(ms["auto_fb"])])
+                fmt_ratio(ms["im2col_fb"], ms["xla_fb"]), r["auto_path"], fmt_ms(ms["auto_fwd"]),
+                fmt_ms(ms["auto_fb"])])
   return markdown_table(["layer", "mode", "xla fwd ms", "im2col fwd ms", "im2col/xla fwd", "xla fwd+bwd ms",
                          "im2col fwd+bwd ms", "im2col/xla fwd+bwd", "auto path", "auto fwd ms", "auto fwd+bwd ms"], out)
 

@@ -1,7 +1,7 @@
 """Border modes against references written here: brute-force location counts, a NumPy conv, PyTorch.
 
-Every reference in this file is independent of ``jaxborders``: padding amounts come from the F-Conv paper's table directly,
-padding is ``np.pad``, and the convolution is an explicit loop over taps. JAX compiles once per shape and
+Every reference in this file is independent of ``jaxborders``: padding amounts come from the F-Conv paper's table
+directly, padding is ``np.pad``, and the convolution is an explicit loop over taps. JAX compiles once per shape and
 static argument, so many settings are compared inside one jitted function.
 """
 
