@@ -12,6 +12,10 @@ Two tables, every row timed side by side in one process (calls interleaved round
 2. ``blur_pool`` (sizes 3/4/5, binomial, reflect, stride 2) vs a PyTorch BlurPool written the usual way
    (``ReflectionPad2d`` + depthwise ``conv2d(groups=C)``, NCHW) on the same data, forward and forward+backward.
    Target (issue 2): ``blur_pool`` no slower than the PyTorch one (ratio <= 1).
+3. ``conv`` per implementation (``impl='xla'`` / ``'im2col'`` / ``'auto'``) per mode, forward and
+   forward+backward, on a Red-Green layer and two ResNet layers: the table behind ``jaxborders.auto_conv_path``.
+4. ``--blur-vjp-compare``: ``blur_pool`` forward+backward with today's custom JVP (forward mode allowed) against the
+   former custom VJP (reverse mode only) built from the same forward and adjoint passes, and ``jax.jvp`` cost.
 
 Forward+backward is one call that returns the output and the input gradient for a fixed random cotangent
 (so the forward cannot be dead-code eliminated); in PyTorch ``y = f(x); y.backward(g)``.
@@ -36,7 +40,12 @@ import jaxborders as jb
 from benchmarks.common import (env_line, environment, fmt_ms, fmt_ratio, markdown_table, time_interleaved,
                                write_json)
 
-CONV_MODES = ("valid", "same", "circular", "reflect", "replicate", "full")
+CONV_MODES = ("valid", "same", "circular", "reflect", "replicate", "full", "partial")
+IMPL_MODES = ("same", "circular", "full", "partial")
+# (name, NHWC input, C_out, stride): the Red-Green net's strided 3x3 conv (microbatch 10, 32x32 as in
+# benchmarks/redgreen.py) and ResNet-18 layer1 / layer2-entry convs at 56x56 (batch 8).
+IMPL_SHAPES = (("Red-Green conv2", (10, 32, 32, 32), 32, 2), ("ResNet layer1", (8, 56, 56, 64), 64, 1),
+               ("ResNet layer2.0", (8, 56, 56, 64), 128, 2))
 
 
 def _block(tree: Any) -> Any:
@@ -132,6 +141,78 @@ def bench_blur(shape: tuple[int, ...], sizes: list[int], repeats: int, use_torch
   return rows
 
 
+def bench_impls(shapes, modes, repeats: int, dtype) -> list[dict[str, Any]]:
+  """Every impl side by side (interleaved) per (shape, mode); forward and forward+backward (input and kernel)."""
+  rows = []
+  for name, shape, cout, stride in shapes:
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal(shape), dtype)
+    w = jnp.asarray(rng.standard_normal((3, 3, shape[-1], cout)) / np.sqrt(9 * shape[-1]), dtype)
+    for mode in modes:
+      fns = {}
+      for impl in jb.IMPLS:
+        f = lambda x, w, impl=impl: jb.conv(x, w, mode, strides=stride, impl=impl)
+        fwd, fb = jax.jit(f), _fwd_bwd(f, x, w)
+        fns[f"{impl}/fwd"] = lambda fwd=fwd: _block(fwd(x, w))
+        fns[f"{impl}/fb"] = lambda fb=fb: _block(fb(x, w))
+      times = time_interleaved(fns, repeats)
+      path = jb.auto_conv_path((3, 3), (mode, mode))
+      rows.append({"op": "conv_impl", "layer": name, "in_shape": list(shape), "c_out": cout, "stride": stride,
+                   "mode": mode, "auto_path": path, **{k.replace("/", "_"): v for k, v in times.items()}})
+  return rows
+
+
+def impl_table(rows: list[dict[str, Any]]) -> str:
+  out = []
+  for r in rows:
+    ms = {k: r[k]["median_ms"] for k in ("xla_fwd", "im2col_fwd", "auto_fwd", "xla_fb", "im2col_fb", "auto_fb")}
+    out.append([r["layer"], r["mode"], fmt_ms(ms["xla_fwd"]), fmt_ms(ms["im2col_fwd"]),
+                fmt_ratio(ms["im2col_fwd"], ms["xla_fwd"]), fmt_ms(ms["xla_fb"]), fmt_ms(ms["im2col_fb"]),
+                fmt_ratio(ms["im2col_fb"], ms["xla_fb"]), r["auto_path"], fmt_ms(ms["auto_fwd"]), fmt_ms(ms["auto_fb"])])
+  return markdown_table(["layer", "mode", "xla fwd ms", "im2col fwd ms", "im2col/xla fwd", "xla fwd+bwd ms",
+                         "im2col fwd+bwd ms", "im2col/xla fwd+bwd", "auto path", "auto fwd ms", "auto fwd+bwd ms"], out)
+
+
+def _legacy_blur_vjp(size: int, stride: int, pad_mode: str):
+  """The former reverse-only rule: the same forward and hand-written adjoint passes as a ``custom_vjp``."""
+  import functools
+  from jaxborders.ops import filters
+  taps = tuple(float(t) for t in jb.filter_taps("binomial", size))
+
+  @jax.custom_vjp
+  def blur(x):
+    rank = x.ndim - 2
+    return filters._blur_pool_forward(x, taps, (stride,) * rank, (filters.blur_padding(size, pad_mode),) * rank,
+                                      (pad_mode,) * rank)
+
+  def fwd(x):
+    return blur(x), x.shape
+
+  def bwd(shape, g):
+    rank = len(shape) - 2
+    adjoint = functools.partial(filters._blur_pool_adjoint, taps=taps, strides=(stride,) * rank,
+                                pads=(filters.blur_padding(size, pad_mode),) * rank, pad_modes=(pad_mode,) * rank,
+                                shape=shape)
+    return (adjoint(g),)
+
+  blur.defvjp(fwd, bwd)
+  return blur
+
+
+def bench_blur_vjp(shape, size: int, repeats: int, dtype) -> dict[str, Any]:
+  x = jnp.asarray(np.random.default_rng(0).standard_normal(shape), dtype)
+  new = lambda x: jb.blur_pool(x, size=size, stride=2, pad_mode="reflect")
+  old = _legacy_blur_vjp(size, 2, "reflect")
+  dx = jnp.asarray(np.random.default_rng(2).standard_normal(shape), dtype)
+  jvp = jax.jit(lambda x, dx: jax.jvp(new, (x,), (dx,)))
+  fb_new, fb_old = _fwd_bwd(new, x), _fwd_bwd(old, x)
+  diff = float(jnp.abs(fb_new(x)[1][0] - fb_old(x)[1][0]).max())
+  times = time_interleaved({"custom_jvp/fb": lambda: _block(fb_new(x)), "custom_vjp/fb": lambda: _block(fb_old(x)),
+                            "custom_jvp/jvp": lambda: _block(jvp(x, dx))}, repeats)
+  return {"op": "blur_pool_rule", "in_shape": list(shape), "size": size, "max_abs_grad_diff": diff,
+          **{k.replace("/", "_"): v for k, v in times.items()}}
+
+
 def conv_table(rows: list[dict[str, Any]]) -> str:
   base = rows[0]
   out = []
@@ -169,6 +250,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   p.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: all cores)")
   p.add_argument("--skip-conv", action="store_true")
   p.add_argument("--skip-blur", action="store_true")
+  p.add_argument("--skip-impl", action="store_true", help="skip the per-impl conv table")
+  p.add_argument("--impl-batch", type=int, default=None, help="override the batch of the per-impl layer shapes")
+  p.add_argument("--blur-vjp-compare", default=None, metavar="N,H,W,C",
+                 help="time blur_pool fwd+bwd, custom JVP vs the former custom VJP, on this NHWC input")
   args = p.parse_args(argv)
 
   blur_shape = (4, 16, 16, 32) if args.quick else tuple(int(v) for v in args.blur_shape.split(","))
@@ -196,6 +281,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["blur_pool"] = rows
     print(f"## blur_pool (binomial, reflect, stride 2), input {'×'.join(map(str, blur_shape))} (NHWC; torch NCHW), "
           f"{args.dtype}, median of {repeats}\n\n{blur_table(rows)}\n", flush=True)
+  if not args.skip_impl:
+    shapes = [(n, ((2, 16, 16, 16) if args.quick else s), 16 if args.quick else c, st) for n, s, c, st in IMPL_SHAPES]
+    if args.impl_batch:
+      shapes = [(n, (args.impl_batch, *s[1:]), c, st) for n, s, c, st in shapes]
+    rows = bench_impls(shapes, IMPL_MODES, repeats, dtype)
+    result["conv_impl"] = rows
+    print(f"## conv per impl (3×3 kernels, {args.dtype}, median of {repeats}; backend {jax.default_backend()})\n\n"
+          f"{impl_table(rows)}\n", flush=True)
+  if args.blur_vjp_compare:
+    shape = tuple(int(v) for v in args.blur_vjp_compare.split(","))
+    row = bench_blur_vjp(shape, 3, repeats, dtype)
+    result["blur_pool_rule"] = row
+    new, old = row["custom_jvp_fb"]["median_ms"], row["custom_vjp_fb"]["median_ms"]
+    print(f"## blur_pool derivative rule, input {'×'.join(map(str, shape))}, size 3, reflect, stride 2\n\n"
+          + markdown_table(["fwd+bwd custom_jvp (now) ms", "fwd+bwd custom_vjp (before) ms", "now / before",
+                            "jvp ms", "max |grad diff|"],
+                           [[fmt_ms(new), fmt_ms(old), fmt_ratio(new, old), fmt_ms(row["custom_jvp_jvp"]["median_ms"]),
+                             f"{row['max_abs_grad_diff']:.1e}"]]) + "\n", flush=True)
   path = write_json(args.out, result)
   print(f"wrote {path}")
   return result

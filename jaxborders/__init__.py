@@ -5,6 +5,9 @@ metrics as exact pure JAX functions, with Flax layers and models on top. The pub
 
     import jaxborders as jb
     y = jb.conv(x, w, mode='full')
+    y = jb.conv(x, w, mode=('same', 'full'))   # one border mode per spatial dim
+    with jb.conv_impl('xla'):                   # one conv implementation for a whole block
+      y = jb.conv(x, w, mode='circular')
     y = jb.blur_pool(x, size=3, stride=2)
     y, index = jb.aps_pool(x)
 """

@@ -15,10 +15,11 @@ _ORD = {"l2": 2, "l1": 1, "linf": np.inf}
 
 
 def ref_aps(x: np.ndarray, stride, norm: str, index=None):
-  """Per sample, the polyphase component x[:, i::s, j::s] of largest norm; phases in row-major order."""
+  """Per sample, the polyphase component x[:, i::s, j::s] of largest norm (first maximum on ties); phases
+  enumerated with the first offset fastest, as the official APS code lists (0,0), (1,0), (0,1), (1,1)."""
   rank = x.ndim - 2
   strides = (stride,) * rank if isinstance(stride, int) else tuple(stride)
-  phases = list(itertools.product(*(range(s) for s in strides)))
+  phases = [phase[::-1] for phase in itertools.product(*(range(s) for s in strides[::-1]))]
   comps = [x[(slice(None), *(slice(p, None, s) for p, s in zip(phase, strides)), slice(None))] for phase in phases]
   if index is None:
     index = np.array([int(np.argmax([np.linalg.norm(c[b].astype(np.float64).ravel(), _ORD[norm]) for c in comps]))
@@ -58,30 +59,52 @@ def test_aps_pool_matches_numpy(rank):
 def test_norms_choose_differently():
   # One component holds a single large value, another many medium ones: linf, l2 and l1 disagree.
   x = np.zeros((1, 4, 4, 1), np.float32)
-  x[0, 0::2, 1::2] = 1.0          # component 1: four ones -> l1 4, l2 2, linf 1
-  x[0, 1, 0] = 1.8                # component 2: one 1.8 -> l1 1.8, l2 1.8, linf 1.8
+  x[0, 0::2, 1::2] = 1.0          # component 2 (phase (0, 1)): four ones -> l1 4, l2 2, linf 1
+  x[0, 1, 0] = 1.8                # component 1 (phase (1, 0)): one 1.8 -> l1 1.8, l2 1.8, linf 1.8
   x[0, 1::2, 1::2] = 0.9          # component 3: four 0.9 -> l1 3.6, l2 1.8, linf 0.9
   x[0, 0, 0], x[0, 2, 2] = 1.5, 1.5  # component 0: l1 3, l2 2.12, linf 1.5
-  expected = {"l1": 1, "l2": 0, "linf": 2}
+  expected = {"l1": 2, "l2": 0, "linf": 1}
   for norm, idx in expected.items():
     _, index = jb.aps_pool(jnp.asarray(x), norm=norm)
     assert int(index[0]) == idx, norm
     assert int(ref_aps(x, 2, norm)[1][0]) == idx, norm
 
 
-def test_index_order_is_row_major_over_phases():
+def test_index_order_is_the_official_one_first_offset_fastest():
+  # 2D stride 2: the official list (0,0), (1,0), (0,1), (1,1): index = row phase + 2 * column phase.
   for (i, j) in itertools.product(range(2), range(2)):
     x = jnp.zeros((1, 6, 4, 1)).at[0, 2 + i, j, 0].set(1.0)
     y, index = jb.aps_pool(x)
-    assert int(index[0]) == 2 * i + j
+    assert int(index[0]) == i + 2 * j
     assert float(y[0, 1, 0, 0]) == 1.0
-  # 3D, stride (1, 2, 2): the depth phase is fixed at 0, so index = 2 * row phase + column phase.
+  # 3D, stride (1, 2, 2): the depth phase is fixed at 0, so index = row phase + 2 * column phase.
   x = jnp.zeros((1, 2, 4, 4, 1)).at[0, 1, 3, 2, 0].set(1.0)
-  assert int(jb.aps_pool(x, (1, 2, 2))[1][0]) == 2
+  assert int(jb.aps_pool(x, (1, 2, 2))[1][0]) == 1
+  # 3D, stride 2: depth fastest, then rows, then columns.
+  for phase in itertools.product(range(2), repeat=3):
+    x = jnp.zeros((1, 4, 4, 4, 1)).at[(0, *phase, 0)].set(1.0)
+    assert int(jb.aps_pool(x, 2)[1][0]) == phase[0] + 2 * phase[1] + 4 * phase[2], phase
   # stride 3 in 1D: phase 2 is index 2.
   assert int(jb.aps_pool(jnp.zeros((1, 9, 1)).at[0, 5, 0].set(1.0), 3)[1][0]) == 2
+  # stride (2, 3): index = row phase + 2 * column phase.
+  x = jnp.zeros((1, 4, 6, 1)).at[0, 1, 2, 0].set(1.0)
+  assert int(jb.aps_pool(x, (2, 3))[1][0]) == 1 + 2 * 2
   comps = jb.polyphase_components(jnp.arange(16.).reshape(1, 4, 4, 1))
-  np.testing.assert_array_equal(np.asarray(comps[0, 1, ..., 0]), np.arange(16.).reshape(4, 4)[0::2, 1::2])
+  np.testing.assert_array_equal(np.asarray(comps[0, 1, ..., 0]), np.arange(16.).reshape(4, 4)[1::2, 0::2])
+  np.testing.assert_array_equal(np.asarray(comps[0, 2, ..., 0]), np.arange(16.).reshape(4, 4)[0::2, 1::2])
+
+
+def test_exact_ties_keep_the_first_component_in_official_order():
+  # Components (1,0) and (0,1) tie exactly (same values, other positions); (0,0) and (1,1) are zero: the official
+  # order lists (1,0) first, so it wins (a row-major order would pick (0,1)).
+  x = np.zeros((1, 4, 4, 1), np.float32)
+  x[0, 1, 0], x[0, 0, 1] = 2.0, 2.0
+  for norm in jb.APS_NORMS:
+    y, index = jb.aps_pool(jnp.asarray(x), norm=norm)
+    assert int(index[0]) == 1, norm
+    np.testing.assert_array_equal(np.asarray(y[0, ..., 0]), x[0, 1::2, 0::2, 0])
+  # All four tie: the first, (0,0).
+  assert int(jb.aps_pool(jnp.ones((2, 4, 4, 3)))[1][0]) == 0
 
 
 def test_index_reuse_aligns_branches():

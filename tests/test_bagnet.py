@@ -7,17 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxborders.models import get_model
+from jaxborders.models import get_model, intermediate_shapes, intermediates
 
 TINY = dict(width=8)
 
 
 def _feature_shapes(model, size: int) -> dict[str, tuple[int, ...]]:
-  def run():
-    return model.init_with_output(jax.random.key(0), jnp.zeros((1, size, size, 3)), train=False,
-                                  return_features=True)[0][1]
-
-  return {k: v.shape for k, v in jax.eval_shape(run).items()}
+  return intermediate_shapes(model, (1, size, size, 3))
 
 
 def test_bagnet33_parameter_count():
@@ -39,8 +35,7 @@ def test_receptive_field_measured_by_gradients(name, rf):
   variables = jax.jit(lambda x: model.init(jax.random.key(1), x, train=False))(x)
 
   def top_left(x):
-    _, feats = model.apply(variables, x, train=False, return_features=True)
-    return jnp.sum(feats["layer4"][0, 0, 0] ** 2)
+    return jnp.sum(intermediates(model, variables, x)["stage4"][0, 0, 0] ** 2)
 
   support = np.argwhere(np.abs(np.asarray(jax.jit(jax.grad(top_left))(x)[0])).sum(-1) > 0)
   assert support.min(0).tolist() == [0, 0] and support.max(0).tolist() == [rf - 1, rf - 1]
@@ -49,8 +44,8 @@ def test_receptive_field_measured_by_gradients(name, rf):
 def test_original_map_sizes_at_224():
   # BagNet-33 yields a 24×24 map of patch logits at 224 (Brendel & Bethge).
   shapes = _feature_shapes(get_model("bagnet33", **TINY), 224)
-  assert shapes["stem"][1] == 222 and shapes["layer4"][1:3] == (24, 24)
-  assert shapes["layer4"][-1] == 8 * 8 * 4
+  assert shapes["stem"][1] == 222 and shapes["stage4"][1:3] == (24, 24)
+  assert shapes["stage4"][-1] == 8 * 8 * 4
 
 
 @pytest.mark.parametrize("conv_mode", ["same", "full", "circular"])
@@ -60,14 +55,17 @@ def test_border_modes_and_antialiasing_run(conv_mode, antialias):
   shapes = _feature_shapes(model, 32)
   growth = {"same": 0, "circular": 0, "full": 2}[conv_mode]
   assert shapes["stem"][1] == 32 + growth
-  assert shapes["pre_logits"] == (1, 256) and len(shapes) == 6
+  assert shapes["pre_logits"] == (1, 256)
+  blocks = [f"layer{s}.{j}" for s, n in enumerate((3, 4, 6, 3), 1) for j in range(n)]
+  assert list(shapes) == ["stem"] + [n for s in range(1, 5) for n in [b for b in blocks if b.startswith(f"layer{s}.")]
+                                     + [f"stage{s}"]] + ["pre_logits"]  # network order
 
 
 def test_full_mode_shortcut_is_padded_to_the_grown_branch():
   model = get_model("bagnet33", conv_mode="full", **TINY)
   # stem 34; stride-2 3×3 p2 blocks: (n + 1)//2 + 1 -> 18, 10, 6; layer4's 3×3 s1 p2 -> 8.
   shapes = _feature_shapes(model, 32)
-  assert [shapes[f"layer{i}"][1] for i in range(1, 5)] == [18, 10, 6, 8]
+  assert [shapes[f"stage{i}"][1] for i in range(1, 5)] == [18, 10, 6, 8]
 
 
 def test_aps_circular_stride2_blocks_reuse_the_index():

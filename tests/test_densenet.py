@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxborders.models import get_model
+from jaxborders.models import get_model, intermediate_shapes, intermediates
 from jaxborders.models.densenet import align_center
-from jaxborders.nn.layers import APSPool, BlurPool
+from jaxborders.nn import APSDownsample as APSPool
+from jaxborders.nn import BlurDownsample as BlurPool
 
 TINY = dict(growth_rate=4, num_init_features=8, block_config=(2, 3))
 
@@ -19,15 +20,11 @@ TINY = dict(growth_rate=4, num_init_features=8, block_config=(2, 3))
 def _features(model, x, variables=None):
   if variables is None:
     variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
-  return jax.jit(lambda v, x: model.apply(v, x, train=False, return_features=True))(variables, x)
+  return jax.jit(lambda v, x: (model.apply(v, x, train=False), intermediates(model, v, x)))(variables, x)
 
 
 def _feature_shapes(model, size: int) -> dict[str, tuple[int, ...]]:
-  def run():
-    return model.init_with_output(jax.random.key(0), jnp.zeros((1, size, size, 3)), train=False,
-                                  return_features=True)[0][1]
-
-  return {k: v.shape for k, v in jax.eval_shape(run).items()}
+  return intermediate_shapes(model, (1, size, size, 3))
 
 
 def test_parameter_count_matches_torchvision():
@@ -102,6 +99,8 @@ def test_blurpool_and_aps_placement():
   aps = get_model("densenet121", antialias="aps", growth_rate=4, num_init_features=8)
   assert _count_calls(aps, x) == {BlurPool: 0, APSPool: 5}  # stride-1 stem conv, stem pool, 3 transitions
   plain = _feature_shapes(get_model("densenet121", growth_rate=4, num_init_features=8), 64)
+  assert list(plain) == ["stem", "block1", "transition1_pool", "block2", "transition2_pool", "block3",
+                         "transition3_pool", "block4", "pre_logits"]  # network order
   for model in (blur, aps):
     shapes = _feature_shapes(model, 64)
     assert all(shapes[k] == plain[k] for k in plain), shapes

@@ -31,11 +31,13 @@ class PositionReader(nn.Module):
   num_classes: int = 3
 
   @nn.compact
-  def __call__(self, x, train=False, return_features=False):
+  def __call__(self, x, train=False):
     del train
     pattern = self.param("pattern", nn.initializers.normal(1.0), (self.size, self.size, x.shape[-1], self.num_classes))
     logits = jnp.einsum("nhwc,hwck->nk", x, pattern)
-    return (logits, {"pixels": x, "pre_logits": logits}) if return_features else logits
+    self.sow("intermediates", "pixels", x, init_fn=lambda: None, reduce_fn=lambda _, new: new)
+    self.sow("intermediates", "pre_logits", logits, init_fn=lambda: None, reduce_fn=lambda _, new: new)
+    return logits
 
 
 def _softmax(z):
@@ -111,7 +113,8 @@ def test_equivariant_layers():
   same = get_model("resnet18", conv_mode="same", num_classes=10, width=2)
   variables = jax.eval_shape(same.init, jax.random.key(1), jnp.zeros(shape))
   names, skipped = eval_lib.equivariant_layers(same, variables, shape)
-  assert names == ["stem", "stage1", "stage2", "stage3", "stage4", "pre_logits"] and not skipped
+  blocks = [n for s in range(1, 5) for n in (f"layer{s}.0", f"layer{s}.1", f"stage{s}")]
+  assert names == ["stem", *blocks, "pre_logits"] and not skipped  # network order
   full = get_model("resnet18", conv_mode="full", num_classes=10, width=2)
   variables = jax.eval_shape(full.init, jax.random.key(1), jnp.zeros(shape))
   names, skipped = eval_lib.equivariant_layers(full, variables, shape)
@@ -183,7 +186,7 @@ def test_eval_command_line_writes_every_report_file(trained):
       per_run = json.load(fh)
     assert per_run["protocol"]["crop"] == [16, 16] and per_run["protocol"]["max_offset"] == 4
     assert len(per_run["diagonal"]["accuracy"]) == 5 and 0 <= per_run["consistency"] <= 100
-    assert list(per_run["equivariance"]) == ["conv1", "conv2", "conv3", "conv4", "pre_logits"]
+    assert list(per_run["equivariance"]) == ["relu1", "relu2", "relu3", "relu4", "pre_logits"]
   text = open(os.path.join(workdir, "eval.md")).read()
   assert "| model | S | C |" in text and "| redgreen_net |" in text
   proc = subprocess.run([sys.executable, "-m", "train.eval", "--config", config_path, "--workdir",

@@ -29,7 +29,8 @@ SPEC_TAPS = {
     ("least_squares", 3): [1, 1.63, 1], ("least_squares", 7): [-1, 0, 3.80, 6.13, 3.80, 0, -1],
     **{("rectangle", n): [1] * n for n in range(1, 8)},
 }
-_NP_PAD = {"reflect": "reflect", "replicate": "edge", "zero": "constant", "full": "constant", "circular": "wrap"}
+_NP_PAD = {"reflect": "reflect", "replicate": "edge", "zero": "constant", "full": "constant", "circular": "wrap",
+           "valid": "constant"}
 
 
 def ref_blur_pool(x: np.ndarray, size: int, stride, pad_mode: str, pad_off: int = 0,
@@ -40,6 +41,9 @@ def ref_blur_pool(x: np.ndarray, size: int, stride, pad_mode: str, pad_off: int 
   taps = taps / taps.sum()
   if pad_mode == "full":
     lo = hi = size - 1 + pad_off
+  elif pad_mode == "valid":
+    assert pad_off == 0
+    lo = hi = 0
   else:
     lo, hi = (size - 1) // 2 + pad_off, math.ceil((size - 1) / 2) + pad_off
   xp = np.pad(x.astype(np.float64), [(0, 0), *[(lo, hi)] * rank, (0, 0)], mode=_NP_PAD[pad_mode])
@@ -68,14 +72,16 @@ def _blur_cases(rank: int, exhaustive: bool):
   """(size, pad_mode, pad_off, stride) settings. The fast subset covers every size x pad mode x pad_off across
   1D and 2D (pad_off alternating in opposite phase) and a rotation in 3D, with strides rotating; the slow sweep
   takes everything."""
-  full = list(itertools.product(range(1, 8), jb.BLUR_PAD_MODES, (0, 1), _STRIDES[rank]))
+  full = [c for c in itertools.product(range(1, 8), jb.BLUR_PAD_MODES, (0, 1), _STRIDES[rank])
+          if not (c[1] == "valid" and c[2])]  # 'valid' takes no pad_off
   if exhaustive:
     return full
   strides = _STRIDES[rank]
   pairs = list(itertools.product(range(1, 8), jb.BLUR_PAD_MODES))
+  off = lambda m, o: 0 if m == "valid" else o
   if rank in (1, 2):
-    return [(f, m, (i + rank) % 2, strides[i % 3]) for i, (f, m) in enumerate(pairs)]
-  return [(f, m, (i // 3) % 2, strides[1 + (i // 3) % 2]) for i, (f, m) in enumerate(pairs) if i % 3 == 0]
+    return [(f, m, off(m, (i + rank) % 2), strides[i % 3]) for i, (f, m) in enumerate(pairs)]
+  return [(f, m, off(m, (i // 3) % 2), strides[1 + (i // 3) % 2]) for i, (f, m) in enumerate(pairs) if i % 3 == 0]
 
 
 def _check_blur_cases(rank: int, cases) -> None:

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxborders.models import get_model
+from jaxborders.models import get_model, intermediate_shapes, intermediates
 from jaxborders.models.hardnet import fpr_at_95_recall, pairwise_distances, triplet_margin_loss
 
 
@@ -24,7 +24,7 @@ def test_descriptors_are_unit_norm_and_parameters_match_the_reference():
   # Six 3×3 convs and the 8×8 conv, no biases, BN without affine parameters.
   convs = 9 * (1 * 32 + 32 * 32 + 32 * 64 + 64 * 64 + 64 * 128 + 128 * 128) + 64 * 128 * 128
   assert sum(p.size for p in jax.tree.leaves(variables["params"])) == convs == 1_334_560
-  desc, feats = jax.jit(lambda x: model.apply(variables, x, train=False, return_features=True))(x)
+  desc, feats = jax.jit(lambda x: (model.apply(variables, x, train=False), intermediates(model, variables, x)))(x)
   assert desc.shape == (4, 128)
   np.testing.assert_allclose(np.linalg.norm(desc, axis=1), 1.0, rtol=1e-5)
   assert feats["conv7"].shape == (4, 1, 1, 128)
@@ -37,17 +37,16 @@ def test_descriptors_are_unit_norm_and_parameters_match_the_reference():
 
 def test_full_mode_map_sizes():
   model = get_model("hardnet", conv_mode="full")
-  shapes = jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), jnp.zeros((1, 32, 32, 1)),
-                                                         return_features=True)[0][1])
-  assert [shapes[f"conv{i}"].shape[1] for i in range(1, 8)] == [34, 36, 19, 21, 12, 14, 7]
+  shapes = intermediate_shapes(model, (1, 32, 32, 1))
+  assert list(shapes) == [f"conv{i}" for i in range(1, 8)] + ["pre_logits"]  # network order
+  assert [shapes[f"conv{i}"][1] for i in range(1, 8)] == [34, 36, 19, 21, 12, 14, 7]
 
 
 @pytest.mark.parametrize("antialias", ["blur:binomial:3", "aps"])
 def test_antialiased_strided_convs_keep_the_sizes(antialias):
   model = get_model("hardnet", antialias=antialias, width=8)
-  shapes = jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), jnp.zeros((1, 32, 32, 1)),
-                                                         return_features=True)[0][1])
-  assert [shapes[f"conv{i}"].shape[1] for i in range(1, 8)] == [32, 32, 16, 16, 8, 8, 1]
+  shapes = intermediate_shapes(model, (1, 32, 32, 1))
+  assert [shapes[f"conv{i}"][1] for i in range(1, 8)] == [32, 32, 16, 16, 8, 8, 1]
 
 
 def _torch_hardnet(torch, padding: int):

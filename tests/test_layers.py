@@ -33,6 +33,9 @@ _CONV_CASES = [
     ((2, 9, 8, 4), dict(features=6, kernel_size=(3, 3), mode="reflect", kernel_dilation=2, use_bias=False)),
     ((2, 11, 4), dict(features=3, kernel_size=(5,), mode="replicate", strides=(2,))),
     ((1, 5, 6, 7, 2), dict(features=3, kernel_size=(3, 3, 3), mode="valid", strides=(1, 2, 2))),
+    # Per-axis modes; 'partial' with a bias: the bias is added after the rescaling (as NVIDIA's partialconv).
+    ((2, 9, 8, 4), dict(features=6, kernel_size=(3, 3), mode=("partial", "circular"))),
+    ((1, 5, 6, 7, 2), dict(features=3, kernel_size=(3, 3, 3), mode=("same", "full", "full"), strides=(1, 2, 2))),
 ]
 
 
@@ -100,6 +103,8 @@ def test_pool_layers_equal_functions():
       (jnn.MaxBlurPool(), jb.max_blur_pool(x)),
       (jnn.MaxBlurPool(pool_size=3, size=4, stride=1, pad_mode="replicate"),
        jb.max_blur_pool(x, 3, 4, 1, pad_mode="replicate")),
+      (jnn.BlurPool(pad_mode=("valid", "circular")), jb.blur_pool(x, pad_mode=("valid", "circular"))),
+      (jnn.MaxBlurPool(pad_mode=("zero", "full")), jb.max_blur_pool(x, pad_mode=("zero", "full"))),
   ]
   for layer, expected in cases:
     params = layer.init(jax.random.key(0), x)  # no parameters: nothing random is compiled

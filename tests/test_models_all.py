@@ -2,8 +2,10 @@
 
 Registering a model is enough to get it tested here. Conventions the test relies on (``jaxborders.models.common``):
 
-* ``model.example_input_shape(batch)`` gives a small valid channels-last input (default: (batch, 32, 32, 3));
-  ``model.min_input_size()`` the smallest spatial shape, below which ``__call__`` raises ``ValueError``.
+* ``model.example_input_shape(batch)`` gives a small valid channels-last input;
+  ``model.min_input_size()`` the smallest spatial shape (computed by tracing), below which ``__call__`` raises
+  ``ValueError`` stating it.
+* ``jaxborders.models.intermediates`` returns the sown maps in network order.
 * The output is (batch, ``model.num_classes``), or (batch, ``model.dim``) for descriptor nets.
 * Models built from a config with a field in ``TINY`` are narrowed (``Module.clone``) so the sweep stays fast on
   CPU: widths shrink, block counts drop to one or two per stage. The structure under test is unchanged.
@@ -17,13 +19,15 @@ too-small inputs) for every model.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxborders.models import get_model, list_models
+from jaxborders.models import get_model, intermediate_shapes, intermediates, list_models
+from jaxborders.models.vgg import CONFIGS
 from jaxborders.ops.padding import MODES
 
 ANTIALIAS = (None, "blur:triangle:3", "aps")
@@ -137,18 +141,82 @@ def test_model_matrix(name, conv_mode, antialias):
   check_forward_backward(name, conv_mode, antialias)
 
 
+def _blocks(prefix_stages):
+  return [n for s, blocks in enumerate(prefix_stages, 1) for n in [f"layer{s}.{b}" for b in range(blocks)]
+          + [f"stage{s}"]]
+
+
+def _expected_order(model) -> list[str]:
+  """The network order of each family's intermediates, restated from its configuration."""
+  kind = type(model).__name__
+  if kind in ("ResNet", "ResNet3D", "QuadrantNet"):
+    return ["stem", *_blocks(model.stage_sizes), "pre_logits"]
+  if kind == "BagNet":
+    return ["stem", *_blocks(model.layers), "pre_logits"]
+  if kind == "VGG":
+    names, i, stage = [], 0, 1
+    for v in CONFIGS[model.depth]:
+      if v == "M":
+        names.append(f"stage{stage}")
+        i, stage = i + 1, stage + 1
+      else:
+        step = 3 if model.batch_norm else 2
+        names.append(f"features_{i + step - 1}")
+        i += step
+    return names + ["pre_logits"]
+  if kind == "DenseNet":
+    n = len(model.block_config)
+    return ["stem"] + [x for b in range(1, n + 1) for x in [f"block{b}"] + ([f"transition{b}_pool"] if b < n else [])
+                       ] + ["pre_logits"]
+  if kind == "HardNet":
+    return [f"conv{i}" for i in range(1, 8)] + ["pre_logits"]
+  if kind == "RedGreenNet":
+    return [f"relu{i}" for i in range(1, 5)] + ["pre_logits"]
+  if kind == "PatchToyNet":
+    return ["response", "pre_logits"]
+  raise AssertionError(f"no expected order for {kind}: add it here when registering a family")
+
+
 @pytest.mark.parametrize("name", list_models())
+def test_intermediates_are_named_in_network_order(name):
+  model = _build(name, "same", None)
+  shape = _input_shape(model)
+  shapes = intermediate_shapes(model, shape)
+  assert list(shapes) == _expected_order(model)
+  assert all(s[0] == shape[0] for s in shapes.values())
+  assert len(shapes["pre_logits"]) == 2 and all(len(s) == len(shape) for k, s in shapes.items() if k != "pre_logits")
+
+
+def test_intermediates_keep_their_order_through_jit():
+  model = get_model("vgg11", width=8, classifier_width=16)  # features_10 would sort before features_2
+  x = jnp.zeros((1, 32, 32, 3))
+  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
+  names = list(jax.jit(lambda v, x: intermediates(model, v, x))(variables, x))
+  assert names == _expected_order(model) and names.index("features_2") < names.index("features_10")
+
+
+# One model per family by default; the others (same code, more tracing) in the slow run.
+_MIN_SIZE_QUICK = {"resnet18", "resnet50", "resnet3d_18", "vgg11_bn", "densenet121", "hardnet", "bagnet9",
+                   "redgreen_net", "patch_toy_net", "quadrant_net"}
+
+
+@pytest.mark.parametrize("name", [n if n in _MIN_SIZE_QUICK else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in list_models()])
 def test_too_small_input_names_the_minimum(name):
   model = _build(name, "valid", None)  # unpadded convs: the largest minimum
-  if not hasattr(model, "min_input_size"):
-    pytest.skip(f"{name} declares no min_input_size")
   minimum = tuple(model.min_input_size())
+  jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), jnp.zeros((1, *minimum, shape_c(model))))
   if min(minimum) <= 1:
     pytest.skip(f"{name} accepts any input size")
-  shape = list(_input_shape(model))
-  shape[1:-1] = [m - 1 for m in minimum]
-  with pytest.raises(ValueError, match="minimum"):
-    jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), jnp.zeros(shape))
+  for axis in range(len(minimum)):  # one pixel less along any axis fails, with a message stating the minimum
+    smaller = [m - (a == axis) for a, m in enumerate(minimum)]
+    with pytest.raises(ValueError, match=rf"smaller than the minimum {re.escape(str(minimum))}"):
+      jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
+                     jnp.zeros((1, *smaller, shape_c(model))))
+
+
+def shape_c(model) -> int:
+  return model.input_channels
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -157,3 +225,11 @@ def test_bad_options_list_the_valid_ones(name):
     get_model(name, conv_mode="zeros")
   with pytest.raises(ValueError, match="antialias"):
     get_model(name, antialias="blurry")
+
+
+def test_bad_antialias_spec_lists_every_accepted_form():
+  for spec in ("blurry", "blur:gauss:3", "aps:l3", "aps:l2:3:1", "maxblur:1", 7):
+    with pytest.raises(ValueError, match=r"antialias=.*accepted forms: None, 'blur', 'blur:<kind>:<size>', "
+                                         r"'maxblur', 'maxblur:<kind>:<size>', 'aps', 'aps:<norm>', "
+                                         r"'aps:<norm>:<blur_size>'"):
+      get_model("resnet18", antialias=spec)

@@ -18,7 +18,7 @@ import torch
 import jaxborders as jb
 
 _NP_MODE = {"same": "constant", "full": "constant", "circular": "wrap", "reflect": "reflect",
-            "replicate": "edge"}
+            "replicate": "edge", "partial": "constant", "valid": "constant"}
 
 
 def ref_pads(mode: str, k: int, d: int) -> tuple[int, int]:
@@ -40,7 +40,7 @@ def _source_pixel(i: int, n: int, lo: int, mode: str) -> int | None:
   j = i - lo
   if 0 <= j < n:
     return j
-  if mode in ("valid", "same", "full"):
+  if mode in ("valid", "same", "full", "partial"):
     return None
   if mode == "circular":
     return j % n
@@ -109,15 +109,45 @@ def test_location_count_closed_forms():
 # conv against a NumPy reference
 
 
-def ref_conv(x: np.ndarray, w: np.ndarray, mode: str, strides, dilation, groups: int) -> np.ndarray:
-  """Cross-correlation by explicit padding (np.pad) and a loop over taps, in float64."""
+def _np_pad_per_axis(x: np.ndarray, modes, pads, fill_modes=_NP_MODE) -> np.ndarray:
+  """np.pad one spatial axis at a time, each with its own mode."""
+  for axis, (mode, p) in enumerate(zip(modes, pads), start=1):
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = p
+    x = np.pad(x, widths, mode=fill_modes[mode])
+  return x
+
+
+def ref_partial_ratio(spatial, modes, ks, strides, dilation) -> np.ndarray:
+  """NVIDIA partialconv's mask ratio, restated: a mask of ones over the image, zero-padded on the ``partial``
+  axes and edge-padded elsewhere (a wrapped / mirrored / zero-padded position of another axis counts as real
+  exactly when its row on the ``partial`` axis is real: only ``partial`` axes rescale), summed over each window
+  by a loop over taps; ratio = window size / that sum (0 where the window holds no real pixel)."""
+  pads = [ref_pads(m, k, d) for m, k, d in zip(modes, ks, dilation)]
+  mask = np.ones(spatial)
+  for axis, (m, p) in enumerate(zip(modes, pads)):
+    widths = [(0, 0)] * len(spatial)
+    widths[axis] = p
+    mask = np.pad(mask, widths) if m == "partial" else np.pad(mask, widths, mode="edge")
+  ke = [d * (k - 1) + 1 for k, d in zip(ks, dilation)]
+  out = [(n - e) // s + 1 for n, e, s in zip(mask.shape, ke, strides)]
+  real = np.zeros(out)
+  for taps in itertools.product(*(range(k) for k in ks)):
+    real += mask[tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in zip(taps, dilation, out, strides))]
+  return np.where(real > 0, np.prod(ks) / np.maximum(real, 1), 0.0)
+
+
+def ref_conv(x: np.ndarray, w: np.ndarray, mode, strides, dilation, groups: int = 1) -> np.ndarray:
+  """Cross-correlation by explicit padding (np.pad, per axis) and a loop over taps, in float64; ``partial``
+  axes are zero-padded and the result multiplied by ``ref_partial_ratio``. ``mode``: one, or one per axis."""
   rank = w.ndim - 2
+  modes = (mode,) * rank if isinstance(mode, str) else tuple(mode)
   ks = w.shape[:rank]
-  pads = [ref_pads(mode, k, d) for k, d in zip(ks, dilation)]
+  pads = [ref_pads(m, k, d) for m, k, d in zip(modes, ks, dilation)]
+  spatial = x.shape[1:-1]
   x = x.astype(np.float64)
   w = w.astype(np.float64)
-  if mode != "valid":
-    x = np.pad(x, [(0, 0), *pads, (0, 0)], mode=_NP_MODE[mode])
+  x = _np_pad_per_axis(x, modes, pads)
   ke = [d * (k - 1) + 1 for k, d in zip(ks, dilation)]
   out_sizes = [(n - e) // s + 1 for n, e, s in zip(x.shape[1:-1], ke, strides)]
   cin_g, cout = w.shape[-2], w.shape[-1]
@@ -129,6 +159,8 @@ def ref_conv(x: np.ndarray, w: np.ndarray, mode: str, strides, dilation, groups:
     for g in range(groups):
       out[..., g * cout_g:(g + 1) * cout_g] += np.einsum(
           "...i,io->...o", patch[..., g * cin_g:(g + 1) * cin_g], w[taps][:, g * cout_g:(g + 1) * cout_g])
+  if "partial" in modes:
+    out = out * ref_partial_ratio(spatial, modes, ks, strides, dilation)[None, ..., None]
   return out
 
 
@@ -178,9 +210,14 @@ def test_conv_matches_numpy(rank):
 
 def test_output_size_table():
   # SPEC §1 by hand: n = 8, k = 3.
-  assert [jb.output_size(8, 3, m) for m in jb.MODES] == [6, 8, 8, 8, 8, 10]
-  assert [jb.output_size(8, 3, m, stride=2) for m in jb.MODES] == [3, 4, 4, 4, 4, 5]
-  assert [jb.output_size(8, 3, m, stride=3, dilation=2) for m in jb.MODES] == [2, 3, 3, 3, 3, 4]
+  assert [jb.output_size(8, 3, m) for m in jb.MODES] == [6, 8, 8, 8, 8, 10, 8]
+  assert [jb.output_size(8, 3, m, stride=2) for m in jb.MODES] == [3, 4, 4, 4, 4, 5, 4]
+  assert [jb.output_size(8, 3, m, stride=3, dilation=2) for m in jb.MODES] == [2, 3, 3, 3, 3, 4, 3]
+  # Per axis: a tuple of modes (or of sizes) gives a tuple.
+  assert jb.output_size((8, 9, 7), 3, ("valid", "full", "same"), stride=(1, 2, 3)) == (6, 6, 3)
+  assert jb.output_size(8, 3, ("valid",)) == (6,)
+  assert jb.padding_for(("valid", "full"), 3) == ((0, 0), (2, 2))
+  assert jb.padding_for(("same", "partial", "circular"), (4, 3, 2), dilation=(1, 2, 1)) == ((1, 2), (2, 2), (0, 1))
   assert jb.padding_for("same", 4) == ((1, 2),)
   assert jb.padding_for("full", (3, 5), dilation=(1, 2)) == ((2, 2), (8, 8))
   assert jb.padding_for("valid", (3, 3)) == ((0, 0), (0, 0))
@@ -193,6 +230,16 @@ def test_pad_matches_numpy():
       pads = [ref_pads(mode, k, dd) for k, dd in zip(ks, d)]
       expected = x if mode == "valid" else np.pad(x, [(0, 0), *pads, (0, 0)], mode=_NP_MODE[mode])
       np.testing.assert_array_equal(np.asarray(jb.pad(jnp.asarray(x), mode, ks, d)), expected)
+  # Mixed modes: one np.pad per axis, in either order (the per-axis paddings commute).
+  for modes in itertools.permutations(("circular", "reflect", "same"), 2):
+    pads = [ref_pads(m, k, 1) for m, k in zip(modes, (3, 5))]
+    expected = _np_pad_per_axis(x, modes, pads)
+    got = np.asarray(jb.pad(x, modes, (3, 5)))
+    np.testing.assert_array_equal(got, expected, err_msg=str(modes))
+    widths = [(0, 0), (0, 0), pads[1], (0, 0)]
+    other_order = np.pad(x, widths, mode=_NP_MODE[modes[1]])
+    widths = [(0, 0), pads[0], (0, 0), (0, 0)]
+    np.testing.assert_array_equal(got, np.pad(other_order, widths, mode=_NP_MODE[modes[0]]), err_msg=str(modes))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -308,7 +355,7 @@ def test_conv_bad_input(monkeypatch):
   # Every check runs in plain Python before lax is reached: a traced conv would raise AssertionError instead.
   monkeypatch.setattr(jax.lax, "conv_general_dilated", traced)
   x, w = jnp.zeros((1, 8, 8, 4)), jnp.zeros((3, 3, 4, 2))
-  accepted = "'valid', 'same', 'circular', 'reflect', 'replicate', 'full'"
+  accepted = "'valid', 'same', 'circular', 'reflect', 'replicate', 'full', 'partial'"
   bad = [
       (x, w, dict(mode="zeros"), f"mode='zeros'.*{accepted}"),
       (x, w, dict(mode="SAME"), "mode='SAME'"),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxborders.data.patch_toy import patch_toy
-from jaxborders.models import get_model
+from jaxborders.models import get_model, intermediates
 
 
 def test_identical_patch_at_both_corners():
@@ -53,7 +53,7 @@ def test_same_can_separate():
   kernel = np.full((5, 5, 1, 1), -1.0, np.float32)
   kernel[4, :, 0, 0] = 1.0
   params["params"]["conv"]["kernel"] = kernel
-  _, feats = net.apply(params, x, return_features=True)
+  feats = intermediates(net, params, x)
   peak = np.asarray(feats["pre_logits"])[:, 0]
   assert peak[0] == 0.0 and peak[1] > 0.0
 

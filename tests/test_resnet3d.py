@@ -1,5 +1,5 @@
 """3D ResNets (Hara et al.; CWB spatial-only and temporal F-Conv): logits equal a PyTorch re-statement of
-SPEC §2, parameter counts, map sizes, the per-axis BlurPool, every mode × antialias combination."""
+F-Conv variants, parameter counts, map sizes, the per-axis BlurPool, every mode × antialias combination."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxborders import convert
-from jaxborders.models import get_model, list_models
-from jaxborders.models.common import parse_antialias
-from jaxborders.models.resnet import border_blur_pool
+from jaxborders.models import get_model, intermediate_shapes, list_models
+from jaxborders.nn import border_blur_pool
 from jaxborders.ops.filters import blur_pool
 
 torch = pytest.importorskip("torch")
@@ -143,8 +142,7 @@ def test_feature_map_sizes_16x112x112():
   for variant, final in expected.items():
     kw = {} if variant is None else {"conv_mode": "full", "temporal_mode": "full" if variant == "temporal" else None}
     model = get_model("resnet3d_18", **kw)
-    _, feats = jax.eval_shape(lambda v, x: model.apply(v, x, return_features=True), variable_shapes(model, x.shape), x)
-    assert feats["stage4"].shape[1:4] == final == model.feature_sizes((16, 112, 112))["stage4"]
+    assert intermediate_shapes(model, x.shape)["stage4"][1:4] == final
 
 
 def test_bad_temporal_mode_and_small_clip():
@@ -160,8 +158,7 @@ def test_per_axis_blur_pool_is_separable_blur_pool():
   # The 3D spatial-only F-Conv blurs time with AA's reflect pad and space with CWB's full zero pad; the mixed
   # path must equal 1D blur_pool applied per axis.
   x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 6, 7, 8, 3)), jnp.float32)
-  aa = parse_antialias("blur:binomial:4")
-  got = border_blur_pool(x, aa, (2, 2, 2), ("same", "full", "full"))
+  got = border_blur_pool(x, 4, "binomial", (2, 2, 2), ("same", "full", "full"))
   ref = x
   for axis, pad_mode in ((1, "reflect"), (2, "full"), (3, "full")):
     moved = jnp.moveaxis(ref, axis, 1)
@@ -169,7 +166,7 @@ def test_per_axis_blur_pool_is_separable_blur_pool():
     y = blur_pool(moved.reshape(shape[0], shape[1], -1), 4, 2, "binomial", pad_mode)
     ref = jnp.moveaxis(y.reshape(shape[0], y.shape[1], *shape[2:]), 1, axis)
   np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
-  uniform = border_blur_pool(x, aa, (1, 2, 2), ("full", "full", "full"))
+  uniform = border_blur_pool(x, 4, "binomial", (1, 2, 2), ("full", "full", "full"))
   np.testing.assert_allclose(uniform, blur_pool(x, 4, (1, 2, 2), "binomial", "full"), rtol=1e-6, atol=1e-6)
 
 
@@ -184,18 +181,16 @@ _QUICK = {("full", None, None), ("full", "blur:triangle:3", None), ("full", "aps
 def test_combinations_trace_forward_backward(combos):
   for mode, antialias, temporal in combos:
     model = get_model("resnet3d_18", conv_mode=mode, antialias=antialias, temporal_mode=temporal, num_classes=3)
-    shape = model.example_input_shape(1)
+    shape = (1, *(max(m, 12) for m in model.min_input_size()), 3)
     v = variable_shapes(model, shape)
 
     def loss(p, bs, x):
-      (y, feats), upd = model.apply({"params": p, "batch_stats": bs}, x, train=True, return_features=True,
-                                    mutable=["batch_stats"])
-      return jnp.sum(y), feats
+      y, upd = model.apply({"params": p, "batch_stats": bs}, x, train=True, mutable=["batch_stats"])
+      return jnp.sum(y), upd
 
-    _, feats = jax.eval_shape(jax.grad(loss, has_aux=True), v["params"], v["batch_stats"],
-                              jax.ShapeDtypeStruct(shape, jnp.float32))
-    sizes = model.feature_sizes(shape[1:4])
-    assert all(feats[k].shape[1:4] == sizes[k] for k in sizes), (mode, antialias, temporal)
+    grads, upd = jax.eval_shape(jax.grad(loss, has_aux=True), v["params"], v["batch_stats"],
+                                jax.ShapeDtypeStruct(shape, jnp.float32))
+    assert jax.tree_util.tree_structure(grads) == jax.tree_util.tree_structure(v["params"]), (mode, antialias)
 
 
 def test_spatial_fconv_blur_and_aps_run_under_jit():

@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxborders.models import get_model
+from jaxborders.models import get_model, intermediate_shapes
 from jaxborders.models.vgg import CONFIGS, adaptive_avg_pool, torch_layer_names
-from jaxborders.nn.layers import APSPool, BlurPool
+from jaxborders.nn import APSDownsample, BlurDownsample, blur_pad_mode
 
 TINY = dict(width=8, classifier_width=16)
 
@@ -21,15 +21,11 @@ def _param_count(model, size: int = 32) -> int:
 
 
 def _feature_shapes(model, size: int) -> dict[str, tuple[int, ...]]:
-  def run():
-    x = jnp.zeros((1, size, size, 3))
-    return model.init_with_output(jax.random.key(0), x, train=False, return_features=True)[0][1]
-
-  return {k: v.shape for k, v in jax.eval_shape(run).items()}
+  return intermediate_shapes(model, (1, size, size, 3))
 
 
 @pytest.mark.parametrize("name,count", [("vgg11", 132_863_336), ("vgg16", 138_357_544), ("vgg16_bn", 138_365_992),
-                                        ("vgg13", 133_047_848)])
+                                        ("vgg13", 133_047_848), ("vgg19", 143_667_240), ("vgg19_bn", 143_678_248)])
 def test_parameter_counts_match_torchvision(name, count):
   assert _param_count(get_model(name)) == count
 
@@ -46,6 +42,12 @@ def test_same_shapes_and_features():
   model = get_model("vgg16", **TINY)
   shapes = _feature_shapes(model, 64)
   assert [shapes[f"stage{i}"][1] for i in range(1, 6)] == [32, 16, 8, 4, 2]
+  # Network order: torchvision's ReLU indices (conv index + 1), a stage after each pool, then pre_logits.
+  expected, i, stage = [], 0, 1
+  for v in CONFIGS[16]:
+    expected.append(f"stage{stage}" if v == "M" else f"features_{i + 1}")
+    stage, i = (stage + 1, i + 1) if v == "M" else (stage, i + 2)
+  assert list(shapes) == expected + ["pre_logits"]
   assert shapes["pre_logits"] == (1, 16)
   out = jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), jnp.zeros((3, 32, 32, 3)))[0])
   assert out.shape == (3, 1000)
@@ -79,9 +81,10 @@ def _count_calls(model, x, kinds) -> dict[type, int]:
 def test_blurpool_replaces_every_maxpool(depth):
   x = jnp.zeros((1, 64, 64, 3))
   blur = get_model(f"vgg{depth}", antialias="blur:binomial:5", **TINY)
-  assert _count_calls(blur, x, [BlurPool, APSPool]) == {BlurPool: 5, APSPool: 0}
+  kinds = [BlurDownsample, APSDownsample]
+  assert _count_calls(blur, x, kinds) == {BlurDownsample: 5, APSDownsample: 0}
   aps = get_model(f"vgg{depth}", antialias="aps", **TINY)
-  assert _count_calls(aps, x, [BlurPool, APSPool]) == {BlurPool: 0, APSPool: 5}
+  assert _count_calls(aps, x, kinds) == {BlurDownsample: 0, APSDownsample: 5}
   # MaxPool k2 s1 + BlurPool s2 keeps torchvision's stage sizes for even maps.
   plain, blurred = _feature_shapes(get_model(f"vgg{depth}", **TINY), 64), _feature_shapes(blur, 64)
   assert all(plain[f"stage{i}"] == blurred[f"stage{i}"] for i in range(1, 6))
@@ -92,8 +95,8 @@ def test_blur_pads_zero_full_under_fconv():
   seen = []
 
   def interceptor(next_fun, args, kwargs, context):
-    if isinstance(context.module, BlurPool):
-      seen.append(context.module.pad_mode)
+    if isinstance(context.module, BlurDownsample):
+      seen.append(blur_pad_mode(context.module.conv_mode))
     return next_fun(*args, **kwargs)
 
   with nn.intercept_methods(interceptor):

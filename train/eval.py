@@ -34,7 +34,6 @@ plots: ``diagonal_shift.png`` (accuracy vs diagonal offset), ``adversarial_shift
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import os
 import sys
@@ -197,27 +196,26 @@ def build_model(config: ml_collections.ConfigDict) -> Any:
 
 
 def _logits(model: Any, variables: Any, x: jax.Array) -> jax.Array:
-  out = model.apply(variables, x, train=False)
-  return out[0] if isinstance(out, tuple) else out
+  return model.apply(variables, x, train=False)
 
 
 def _features(model: Any, names: tuple[str, ...], variables: Any, x: jax.Array) -> dict[str, jax.Array]:
-  _, feats = model.apply(variables, x, train=False, return_features=True)
+  from jaxborders.models import intermediates
+  feats = intermediates(model, variables, x)
   return {n: feats[n] for n in names}
 
 
 def equivariant_layers(model: Any, variables: Any, input_shape: Sequence[int]) -> tuple[list[str], dict[str, str]]:
-  """Feature names whose maps have a circular equivariance (size = input / integer stride, or no space)."""
-  if "return_features" not in inspect.signature(type(model).__call__).parameters:
-    return [], {"*": f"{type(model).__name__} does not return named features"}
-  shapes = jax.eval_shape(lambda v, x: model.apply(v, x, train=False, return_features=True)[1], variables,
-                          jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32))
+  """Intermediate names, in network order, whose maps have a circular equivariance (size = input / integer
+  stride, or no space)."""
+  from jaxborders.models import intermediates
+  shapes = jax.eval_shape(lambda v, x: intermediates(model, v, x), variables,
+                          jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32))  # an OrderedDict: network order
+  if not shapes:
+    return [], {"*": f"{type(model).__name__} sows no intermediates"}
   spatial = input_shape[1:-1]
   keep, skipped = [], {}
-  # Network order (stem first, pre_logits last): eval_shape returns the dict with sorted keys.
-  order = sorted(shapes, key=lambda n: (n != "stem", n == "pre_logits", n))
-  for name in order:
-    s = shapes[name]
+  for name, s in shapes.items():
     fs = s.shape[1:-1]
     if len(s.shape) == 2 or (len(fs) == len(spatial) and all(f and n % f == 0 for n, f in zip(spatial, fs))):
       keep.append(name)
@@ -281,8 +279,20 @@ def evaluate_variables(model: Any, variables: Any, images: np.ndarray, labels: n
       dist = M.feature_equivariance_distance(feats, sample, shifts, batch_size)
       out["equivariance"] = {n: dist[n].reshape(em, em).tolist() for n in names}
       out["equivariance_shape"] = [em, em]
-  out["filter_tv"] = M.filter_total_variation(variables["params"], spatial_dims=rank)
+  out["filter_tv"] = _in_layer_order(model, sample_shape(images, crop),
+                                     M.filter_total_variation(variables["params"], spatial_dims=rank))
   return out
+
+
+def sample_shape(images: Any, crop: Sequence[int]) -> tuple[int, ...]:
+  return (1, *crop, images.shape[-1])
+
+
+def _in_layer_order(model: Any, input_shape: Sequence[int], values: dict[str, Any]) -> dict[str, Any]:
+  """``values`` keyed by parameter path, reordered to the order the network creates its layers."""
+  from jaxborders.models import parameter_order
+  order = {name: i for i, name in enumerate(parameter_order(model, input_shape))}
+  return dict(sorted(values.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -77,10 +77,6 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
 
 
-def _logits(out: Any) -> jax.Array:
-  return out[0] if isinstance(out, tuple) else out  # models may return (logits, features)
-
-
 def _apply(model: Any, params: Any, batch_stats: Any, images: jax.Array, train: bool,
            rng: jax.Array | None = None) -> tuple[jax.Array, Any]:
   variables = {"params": params}
@@ -89,8 +85,8 @@ def _apply(model: Any, params: Any, batch_stats: Any, images: jax.Array, train: 
     variables["batch_stats"] = batch_stats
     if train:
       out, updated = model.apply(variables, images, train=True, mutable=["batch_stats"], rngs=rngs)
-      return _logits(out), updated["batch_stats"]
-  return _logits(model.apply(variables, images, train=train, rngs=rngs)), batch_stats
+      return out, updated["batch_stats"]
+  return model.apply(variables, images, train=train, rngs=rngs), batch_stats
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, model: Any,

@@ -12,8 +12,12 @@ the original crops the shortcut at its end (bottom/right), and so does this port
 larger. With ``full`` (padding 2) the shortcut is zero-padded by 1 before its 1×1 conv, as in CWB's F-Conv
 bottleneck, so both branches stay aligned; the same-size modes need nothing.
 
-Downsampling (``antialias``): a strided block runs its conv2 at stride 1 → BN → ReLU → BlurPool s2 (or APSPool)
-before conv3; its shortcut is BlurPool s2 (APS: the main branch's polyphase index) → 1×1 s1 → BN (SPEC §3-4).
+Downsampling (``antialias``, ``jaxborders.nn.downsampler``): a strided block runs its conv2 at stride 1 → BN →
+ReLU → the antialias layer (BlurPool s2, APS s2, ...) before conv3; its shortcut is the same layer (APS: with the
+main branch's polyphase index) → 1×1 s1 → BN.
+
+Intermediates (``jaxborders.models.intermediates``): ``stem``, ``layer<s>.<j>`` after every block,
+``stage<s>`` after every stage, ``pre_logits``.
 
 Parameter names: ``conv1``, ``conv2``, ``bn1`` (stem), ``layer<s>_<j>`` = ``layer<s>.<j>`` with ``conv1..3``,
 ``bn1..3``, ``downsample_0`` (conv) and ``downsample_1`` (BN) = ``downsample.0`` / ``downsample.1``; ``fc``.
@@ -30,8 +34,9 @@ import jax.numpy as jnp
 from jaxborders.models import common
 from jaxborders.models.common import check_conv_mode, parse_antialias
 from jaxborders.models.registry import register_model
-from jaxborders.nn.layers import APSPool, BlurPool, Conv
-from jaxborders.ops import aps as aps_ops
+from jaxborders.nn.downsample import downsampler
+from jaxborders.nn.layers import Conv
+from jaxborders.nn.norm import batch_norm
 
 # The authors' init: convs N(0, sqrt(2 / (k·k·C_out))) (kaiming, fan_out); fc keeps PyTorch's default.
 conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -45,7 +50,7 @@ def _bias_init(fan_in: int):
 
 
 def _bn(train: bool, dtype: Any, name: str, momentum: float = 0.999) -> nn.BatchNorm:
-  return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=1e-5, dtype=dtype, name=name)
+  return batch_norm(train, name, dtype, momentum=momentum)
 
 
 def _fit_end(x: jax.Array, size: tuple[int, int]) -> jax.Array:
@@ -68,19 +73,14 @@ class Bottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    aa = parse_antialias(self.antialias)
     mode = self.conv_mode if self.kernel_size == 3 else "valid"  # a 1×1 conv pads nothing in any mode
-    anti = self.stride != 1 and not aa.is_none
+    down = downsampler(self.antialias if self.stride > 1 else None, self.stride, self.conv_mode, name="down")
     out = nn.relu(_bn(train, self.dtype, "bn1")(
         Conv(self.planes, 1, use_bias=False, dtype=self.dtype, kernel_init=conv_init, name="conv1")(x)))
-    out = Conv(self.planes, self.kernel_size, 1 if anti else self.stride, mode=mode, use_bias=False,
-               dtype=self.dtype, kernel_init=conv_init, name="conv2")(out)
+    out = Conv(self.planes, self.kernel_size, down.preceding_stride, mode=mode, use_bias=False, dtype=self.dtype,
+               kernel_init=conv_init, name="conv2")(out)
     out = nn.relu(_bn(train, self.dtype, "bn2")(out))
-    index = None
-    if anti and aa.method == "blur":
-      out = BlurPool(aa.size, self.stride, aa.kind, common.blur_pad_mode(self.conv_mode), name="blur")(out)
-    elif anti:
-      out, index = APSPool(self.stride, aa.norm, aa.size, name="aps")(aps_ops.pad_to_multiple(out, self.stride))
+    out, index = down(out, train)
     out = _bn(train, self.dtype, "bn3")(
         Conv(self.planes * EXPANSION, 1, use_bias=False, dtype=self.dtype, kernel_init=conv_init, name="conv3")(out))
 
@@ -88,19 +88,14 @@ class Bottleneck(nn.Module):
     if mode == "full":  # keep the shortcut aligned with the grown main branch (CWB's bottleneck pad 1)
       residual = jnp.pad(residual, ((0, 0), (1, 1), (1, 1), (0, 0)))
     if self.downsample:
-      if anti and aa.method == "blur":
-        residual = BlurPool(aa.size, self.stride, aa.kind, common.blur_pad_mode(self.conv_mode),
-                            name="downsample_blur")(residual)
-      elif anti:
-        residual, _ = APSPool(self.stride, aa.norm, aa.size, name="downsample_aps")(
-            aps_ops.pad_to_multiple(residual, self.stride), index)
-      residual = Conv(self.planes * EXPANSION, 1, 1 if anti else self.stride, use_bias=False, dtype=self.dtype,
+      residual, _ = down(residual, train, index)
+      residual = Conv(self.planes * EXPANSION, 1, down.preceding_stride, use_bias=False, dtype=self.dtype,
                       kernel_init=conv_init, name="downsample_0")(residual)
       residual = _bn(train, self.dtype, "downsample_1", momentum=0.9)(residual)
     return nn.relu(out + _fit_end(residual, out.shape[1:3]))
 
 
-class BagNet(nn.Module):
+class BagNet(common.ZooModel):
   """BagNet (see the module docstring).
 
   Attributes:
@@ -113,8 +108,7 @@ class BagNet(nn.Module):
     dtype: computation dtype (parameters stay float32).
     width: stem channels and planes of the first stage (64).
 
-  ``__call__(x, train, return_features=False)``: returns logits, or ``(logits, features)`` with ``stem``,
-  ``layer1``..``layer4`` and ``pre_logits``.
+  ``__call__(x, train=False)``: returns logits (N, num_classes).
   """
 
   kernel3: tuple[int, ...] = (1, 1, 1, 1)
@@ -147,43 +141,19 @@ class BagNet(nn.Module):
       jump *= stride
     return rf
 
-  # -- input-size convention (jaxborders.models.common) --------------------------------------------------------
-
-  def _size_steps(self) -> list:
-    aa = parse_antialias(self.antialias)
-    steps = [common.conv_step(3, 1, self.conv_mode)]
-    for k3, stride in zip(self.kernel3, self.strides):
-      k, mode = (3, self.conv_mode) if k3 else (1, "valid")
-      if stride == 1 or aa.is_none:
-        steps.append(common.conv_step(k, stride, mode))
-      elif aa.method == "blur":
-        steps += [common.conv_step(k, 1, mode), common.blur_step(aa.size, stride, common.blur_pad_mode(self.conv_mode))]
-      else:
-        steps += [common.conv_step(k, 1, mode), common.aps_step(stride, aa.size)]
-    return steps
-
-  def min_input_size(self) -> tuple[int, int]:
-    """Smallest (H, W) this configuration can process (``valid``: the receptive field, 33×33 for BagNet-33)."""
-    n = common.min_length(self._size_steps())
-    return (n, n)
-
   def example_input_shape(self, batch: int = 2) -> tuple[int, int, int, int]:
     """A small valid (N, H, W, 3) input: at least the receptive field."""
     n = max(self.min_input_size()[0], self.receptive_field())
     return (batch, n, n, 3)
 
-  # -- network ---------------------------------------------------------------------------------------------------
-
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
-    common.check_input_size("bagnet", x.shape, self.min_input_size())
+  @common.checks_input_size
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     x = x.astype(self.dtype)
-    features: dict[str, jax.Array] = {}
     x = Conv(self.width, 1, use_bias=False, dtype=self.dtype, kernel_init=conv_init, name="conv1")(x)
     x = Conv(self.width, 3, mode=self.conv_mode, use_bias=False, dtype=self.dtype, kernel_init=conv_init,
              name="conv2")(x)
-    x = nn.relu(_bn(train, self.dtype, "bn1")(x))
-    features["stem"] = x
+    x = common.sow(self, "stem", nn.relu(_bn(train, self.dtype, "bn1")(x)))
     channels = self.width
     for s, (k3, blocks, stride) in enumerate(zip(self.kernel3, self.layers, self.strides), start=1):
       planes = self.width * 2 ** (s - 1)
@@ -193,14 +163,13 @@ class BagNet(nn.Module):
         downsample = j == 0 and (stride != 1 or channels != planes * EXPANSION)
         x = Bottleneck(planes, kernel, block_stride, downsample, self.conv_mode, self.antialias, self.dtype,
                        name=f"layer{s}_{j}")(x, train)
+        common.sow(self, f"layer{s}.{j}", x)
         channels = planes * EXPANSION
-      features[f"layer{s}"] = x
-    x = jnp.mean(x, axis=(1, 2))
-    features["pre_logits"] = x
+      common.sow(self, f"stage{s}", x)
+    x = common.sow(self, "pre_logits", jnp.mean(x, axis=(1, 2)))
     logits = nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=linear_init, bias_init=_bias_init(x.shape[-1]),
                       name="fc")(x)
-    logits = logits.astype(jnp.float32)
-    return (logits, features) if return_features else logits
+    return logits.astype(jnp.float32)
 
 
 def _make(kernel3: tuple[int, ...], rf: int):

@@ -11,7 +11,7 @@ Border modes (``conv_mode``) change the stem conv, the 3×3 convs and the stem m
   padding 1 (a -inf pad; reflect/replicate pads would give the same maxima).
 * ``circular``: the same sizes, everything wrapping around, including the stem max pool.
 * ``valid``: no padding anywhere (stem 7×7 p0, max pool k3 s2 p0, 3×3 p0).
-* ``full`` (F-Conv, SPEC §2): stem 7×7 s2 p6, 3×3 padding 2; the stem max pool becomes k2 s2 p0 as in CWB's
+* ``full`` (F-Conv): stem 7×7 s2 p6, 3×3 padding 2; the stem max pool becomes k2 s2 p0 as in CWB's
   F-Conv ResNet (F-Conv never pads to keep sizes).
 
 **Concatenation when maps change size.** A ``full`` 3×3 conv grows the map by 2 (``valid`` shrinks it by 2), so
@@ -22,16 +22,20 @@ signal"), cropped by 1 per side under ``valid``. Same-size modes need nothing. A
 70×70 instead of 7×7: block 1 grows 57 → 69, block 2 34 → 58, block 3 29 → 77, block 4 38 → 70, which costs
 23.1 G multiply-adds instead of 2.8 G (8.2×; counted from the map sizes).
 
-Downsampling (``antialias``, SPEC §3-4):
+Downsampling (``antialias``; one ``jaxborders.nn.downsampler`` layer at every stride-2 step):
 
 * ``'blur:<kind>:<size>'`` (antialiased-cnns' DenseNet): stem MaxPool k3 **s1** p1 → BlurPool s2 (``full``:
   MaxPool k2 s1 → BlurPool); transition BN → ReLU → 1×1 → BlurPool s2 (replaces the AvgPool). The blur pads
   ``reflect``, or zeros ``f-1`` per side under ``full``, or wraps under ``circular``
-  (``common.blur_pad_mode``).
-* ``'aps'``: the stem conv runs at stride 1 and is followed by BN → ReLU → APSPool (a strided conv cannot be
-  shift invariant); then the dense max pool → APSPool; transitions BN → ReLU → 1×1 → APSPool. Odd maps are
-  circularly padded to even before APS. With ``conv_mode='circular'`` the network is then exactly invariant to
-  circular shifts of its input. Parameters are the same as the plain network's.
+  (``jaxborders.nn.blur_pad_mode``).
+* ``'aps'``, placed as in the APS ResNet (the official code's placement): the stem conv runs at stride 1, then BN
+  → ReLU → APS (a strided conv cannot be shift invariant); then the dense max pool → APS; transitions BN → ReLU →
+  1×1 → APS. Each APS blurs (if asked) at the map's own size, then pads odd maps circularly to even. With
+  ``conv_mode='circular'`` the network is exactly invariant to circular shifts of its input. Parameters are the
+  same as the plain network's.
+
+Intermediates (``jaxborders.models.intermediates``): ``stem``, ``block<b>`` after every dense block,
+``transition<b>_pool`` after every transition's downsampling, ``pre_logits``.
 
 Parameter names mirror torchvision's ``features.*``: ``conv0``, ``norm0``, ``denseblock<b>/denselayer<l>/
 {norm1,conv1,norm2,conv2}``, ``transition<b>/{norm,conv}``, ``norm5`` are ``features.<same path with dots>``;
@@ -51,10 +55,9 @@ import jax.numpy as jnp
 from jaxborders.models import common
 from jaxborders.models.common import check_conv_mode, parse_antialias
 from jaxborders.models.registry import register_model
-from jaxborders.models.vgg import batch_norm
-from jaxborders.nn.layers import APSPool, BlurPool, Conv
-from jaxborders.ops import aps as aps_ops
-from jaxborders.ops import filters
+from jaxborders.nn.downsample import border_max_pool, downsampler
+from jaxborders.nn.layers import Conv
+from jaxborders.nn.norm import batch_norm
 
 # torchvision's DenseNet init: convs kaiming_normal (fan_in, relu); the classifier keeps PyTorch's default
 # U(±1/sqrt(fan_in)) weights with zero bias.
@@ -91,10 +94,10 @@ class DenseLayer(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    x = nn.relu(batch_norm(train, self.dtype, "norm1")(x))
+    x = nn.relu(batch_norm(train, "norm1", self.dtype)(x))
     x = Conv(self.bn_size * self.growth_rate, 1, use_bias=False, dtype=self.dtype, kernel_init=conv_init,
              name="conv1")(x)
-    x = nn.relu(batch_norm(train, self.dtype, "norm2")(x))
+    x = nn.relu(batch_norm(train, "norm2", self.dtype)(x))
     return Conv(self.growth_rate, 3, mode=self.conv_mode, use_bias=False, dtype=self.dtype, kernel_init=conv_init,
                 name="conv2")(x)
 
@@ -116,7 +119,7 @@ class DenseBlock(nn.Module):
     return x
 
 
-class DenseNet(nn.Module):
+class DenseNet(common.ZooModel):
   """DenseNet with a border mode and anti-aliased downsampling (see the module docstring).
 
   Attributes:
@@ -129,8 +132,7 @@ class DenseNet(nn.Module):
     num_init_features: stem channels (64).
     bn_size: bottleneck width as a multiple of ``growth_rate`` (4).
 
-  ``__call__(x, train, return_features=False)``: ``x`` is (N, H, W, C); returns logits, or ``(logits,
-  features)`` with ``stem``, ``block<b>``, ``transition<b>`` and ``pre_logits``.
+  ``__call__(x, train=False)``: ``x`` is (N, H, W, C); returns logits (N, num_classes).
   """
 
   conv_mode: str = "same"
@@ -153,93 +155,44 @@ class DenseNet(nn.Module):
       raise ValueError(f"block_config must be a non-empty tuple of ints >= 1, got {self.block_config!r}.")
     super().__post_init__()
 
-  # -- input-size convention (jaxborders.models.common) --------------------------------------------------------
-
-  def _size_steps(self) -> list:
-    aa = parse_antialias(self.antialias)
+  def _stem(self, x: jax.Array, train: bool) -> jax.Array:
+    """conv0 7×7 -> BN -> ReLU (-> APS) -> max pool (-> BlurPool / APS)."""
     mode = self.conv_mode
-    pad_mode = common.blur_pad_mode(mode)
-    steps = [common.conv_step(7, 1 if aa.method == "aps" else 2, mode)]
-    if aa.method == "aps":
-      steps.append(common.aps_step(2, aa.size))
-    stride = 2 if aa.method == "none" else 1
-    if mode == "full":
-      steps.append(common.pool_step(2, stride))
-    elif mode == "circular":
-      steps += [common.pad_step(1), common.pool_step(3, stride)]
-    else:
-      steps.append(common.pool_step(3, stride, 0 if mode == "valid" else 1))
-    down = {"none": common.pool_step(2, 2), "blur": common.blur_step(aa.size, 2, pad_mode),
-            "aps": common.aps_step(2, aa.size)}[aa.method]
-    if aa.method != "none":
-      steps.append(down)
-    for b, layers in enumerate(self.block_config):
-      steps += [common.conv_step(3, 1, mode)] * layers
-      if b != len(self.block_config) - 1:
-        steps.append(down)
-    return steps
-
-  def min_input_size(self) -> tuple[int, int]:
-    """Smallest (H, W) this configuration can process (29×29 for ``same``)."""
-    n = common.min_length(self._size_steps())
-    return (n, n)
-
-  def example_input_shape(self, batch: int = 2) -> tuple[int, int, int, int]:
-    """A small valid (N, H, W, 3) input."""
-    return (batch, *self.min_input_size(), 3)
-
-  # -- network ---------------------------------------------------------------------------------------------------
-
-  def _down(self, x: jax.Array, name: str) -> jax.Array:
-    """The anti-aliased stride-2 step (BlurPool or APS) of the stem and the transitions."""
-    aa = parse_antialias(self.antialias)
-    if aa.method == "blur":
-      return BlurPool(aa.size, 2, aa.kind, common.blur_pad_mode(self.conv_mode), name=name)(x)
-    y, _ = APSPool(2, aa.norm, aa.size, name=name)(aps_ops.pad_to_multiple(x, 2))
-    return y
+    pool_down = downsampler(self.antialias, 2, mode, name="pool0_down")
+    conv_down = downsampler(self.antialias if type(pool_down).antialiases_stem_conv else None, 2, mode,
+                            name="conv0_down")
+    x = Conv(self.num_init_features, 7, conv_down.preceding_stride, mode=mode, use_bias=False, dtype=self.dtype,
+             kernel_init=conv_init, name="conv0")(x)
+    x = nn.relu(batch_norm(train, "norm0", self.dtype)(x))
+    x, _ = conv_down(x, train)
+    window, padding = {"full": (2, 0), "valid": (3, 0)}.get(mode, (3, 1))  # F-Conv never pads to keep sizes
+    x = border_max_pool(x, window, pool_down.preceding_stride, padding, mode)
+    x, _ = pool_down(x, train)
+    return x
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
-    common.check_input_size("densenet", x.shape, self.min_input_size())
-    aa = parse_antialias(self.antialias)
-    mode = self.conv_mode
-    x = x.astype(self.dtype)
-    features: dict[str, jax.Array] = {}
-    x = Conv(self.num_init_features, 7, 1 if aa.method == "aps" else 2, mode=mode, use_bias=False, dtype=self.dtype,
-             kernel_init=conv_init, name="conv0")(x)
-    x = nn.relu(batch_norm(train, self.dtype, "norm0")(x))
-    if aa.method == "aps":
-      x = self._down(x, "conv0_aps")
-    stride = 2 if aa.is_none else 1  # anti-aliased nets pool densely, then blur / APS
-    if mode == "full":
-      x = filters.max_pool(x, 2, stride)
-    elif mode == "circular":
-      x = filters.max_pool(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap"), 3, stride)
-    else:
-      x = filters.max_pool(x, 3, stride, 0 if mode == "valid" else 1)
-    if not aa.is_none:
-      x = self._down(x, "pool0")
-    features["stem"] = x
+  @common.checks_input_size
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    x = common.sow(self, "stem", self._stem(x.astype(self.dtype), train))
     channels = self.num_init_features
     for b, layers in enumerate(self.block_config, start=1):
-      x = DenseBlock(layers, self.growth_rate, self.bn_size, mode, self.dtype, name=f"denseblock{b}")(x, train)
-      features[f"block{b}"] = x
+      x = DenseBlock(layers, self.growth_rate, self.bn_size, self.conv_mode, self.dtype, name=f"denseblock{b}")(
+          x, train)
+      common.sow(self, f"block{b}", x)
       channels += layers * self.growth_rate
       if b == len(self.block_config):
         break
       channels //= 2
       x = Transition(channels, self.dtype, name=f"transition{b}")(x, train)
-      if aa.is_none:
+      down = downsampler(self.antialias, 2, self.conv_mode, name=f"transition{b}_down")
+      if down.preceding_stride_kept:  # the plain transition pools by averaging; anti-aliased ones replace it
         x = nn.avg_pool(x, (2, 2), (2, 2))
-      else:
-        x = self._down(x, f"transition{b}_pool")
-      features[f"transition{b}"] = x
-    x = nn.relu(batch_norm(train, self.dtype, "norm5")(x))
-    x = jnp.mean(x, axis=(1, 2))
-    features["pre_logits"] = x
+      x, _ = down(x, train)
+      common.sow(self, f"transition{b}_pool", x)
+    x = nn.relu(batch_norm(train, "norm5", self.dtype)(x))
+    x = common.sow(self, "pre_logits", jnp.mean(x, axis=(1, 2)))
     logits = nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=linear_init, name="classifier")(x)
-    logits = logits.astype(jnp.float32)
-    return (logits, features) if return_features else logits
+    return logits.astype(jnp.float32)
 
 
 class Transition(nn.Module):
@@ -250,7 +203,7 @@ class Transition(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    x = nn.relu(batch_norm(train, self.dtype, "norm")(x))
+    x = nn.relu(batch_norm(train, "norm", self.dtype)(x))
     return Conv(self.features, 1, use_bias=False, dtype=self.dtype, kernel_init=conv_init, name="conv")(x)
 
 

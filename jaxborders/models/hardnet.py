@@ -1,18 +1,21 @@
 """HardNet patch descriptor (Mishchuk et al., NIPS 2017) in every border mode, its loss and its metric.
 
-Network (DagnyT/hardnet ``HardNet``; SPEC §2): per-patch input normalisation ((x - mean) / (std + 1e-7), std
+Network (DagnyT/hardnet ``HardNet``): per-patch input normalisation ((x - mean) / (std + 1e-7), std
 unbiased), six 3×3 convs without bias with channels 32, 32, 64 (stride 2), 64, 128 (stride 2), 128, each →
 BatchNorm without affine parameters → ReLU; Dropout(0.3); an 8×8 conv without padding → BatchNorm without affine;
 L2 normalisation (``x / sqrt(sum x² + 1e-10)``). Input: 32×32 grayscale patches, (N, 32, 32, 1).
 
 ``conv_mode`` changes the six 3×3 convs (``same``: padding 1 as the original; ``full``: padding 2, the F-Conv
-HardNet of SPEC §2). The final 8×8 conv always runs unpadded. At 32×32 the ``same`` net ends at 1×1×128 as the
+HardNet). The final 8×8 conv always runs unpadded. At 32×32 the ``same`` net ends at 1×1×128 as the
 original; ``full`` grows the maps (32 → 34 → 36 → 19 → 21 → 12 → 14) and the 8×8 conv leaves 7×7, so the final map is
 averaged over its positions before the L2 normalisation (the global pooling that absorbs F-Conv's growth; for a
 1×1 map it is the identity, so ``same`` is exactly the original).
 
-Downsampling (``antialias``): a stride-2 conv becomes conv s1 → BN → ReLU → BlurPool s2 (or APSPool), as the
-BlurPool paper's strided convs.
+Downsampling (``antialias``, ``jaxborders.nn.downsampler``): a stride-2 conv becomes conv s1 → BN → ReLU → the
+antialias layer (BlurPool s2, APS s2, ...), as the BlurPool paper's strided convs.
+
+Intermediates (``jaxborders.models.intermediates``): ``conv1``..``conv6`` (after each ReLU / downsampling),
+``conv7`` (the final map) and ``pre_logits`` (the pooled descriptor before normalisation).
 
 Parameter names: ``features_<i>`` = torchvision-style ``features.<i>`` of the reference ``nn.Sequential``
 (convs at 0, 3, 6, 9, 12, 15, 19; BNs, which hold only running statistics, at 1, 4, …, 16, 20). The reference
@@ -34,15 +37,16 @@ import numpy as np
 from jaxborders.models import common
 from jaxborders.models.common import check_conv_mode, parse_antialias
 from jaxborders.models.registry import register_model
-from jaxborders.nn.layers import APSPool, BlurPool, Conv
-from jaxborders.ops import aps as aps_ops
+from jaxborders.nn.downsample import downsampler
+from jaxborders.nn.layers import Conv
+from jaxborders.nn.norm import batch_norm
 
 CHANNELS = (32, 32, 64, 64, 128, 128)
 STRIDES = (1, 1, 2, 1, 2, 1)
 conv_init = nn.initializers.orthogonal(scale=0.6)
 
 
-class HardNet(nn.Module):
+class HardNet(common.ZooModel):
   """HardNet descriptor network (see the module docstring).
 
   Attributes:
@@ -53,10 +57,10 @@ class HardNet(nn.Module):
     width: channels of the first conv (32); the others scale with it.
     dropout: dropout rate before the final conv (0.3; uses the ``'dropout'`` rng when ``train``).
 
-  ``__call__(x, train, return_features=False)``: ``x`` is (N, H, W, 1); returns unit-norm descriptors
-  (N, dim), or ``(descriptors, features)`` with ``conv1``..``conv6``, ``conv7`` (the final map) and
-  ``pre_logits`` (the pooled descriptor before normalisation).
+  ``__call__(x, train=False)``: ``x`` is (N, H, W, 1); returns unit-norm descriptors (N, dim).
   """
+
+  input_channels = 1
 
   conv_mode: str = "same"
   antialias: Any = None
@@ -74,65 +78,34 @@ class HardNet(nn.Module):
         raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
     super().__post_init__()
 
-  # -- input-size convention (jaxborders.models.common) --------------------------------------------------------
-
-  def _size_steps(self) -> list:
-    aa = parse_antialias(self.antialias)
-    steps = []
-    for stride in STRIDES:
-      if stride == 1 or aa.is_none:
-        steps.append(common.conv_step(3, stride, self.conv_mode))
-      elif aa.method == "blur":
-        steps += [common.conv_step(3, 1, self.conv_mode),
-                  common.blur_step(aa.size, stride, common.blur_pad_mode(self.conv_mode))]
-      else:
-        steps += [common.conv_step(3, 1, self.conv_mode), common.aps_step(stride, aa.size)]
-    return steps + [common.conv_step(8, 1, "valid")]
-
-  def min_input_size(self) -> tuple[int, int]:
-    """Smallest (H, W) this configuration can process (29×29 for ``same``; patches are 32×32)."""
-    n = common.min_length(self._size_steps())
-    return (n, n)
-
   def example_input_shape(self, batch: int = 2) -> tuple[int, int, int, int]:
     """The reference patch shape, (N, 32, 32, 1), or the minimum if that is larger."""
     n = max(32, self.min_input_size()[0])
     return (batch, n, n, 1)
 
-  # -- network ---------------------------------------------------------------------------------------------------
-
-  def _bn(self, train: bool, name: str) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, use_scale=False, use_bias=False,
-                        dtype=self.dtype, name=name)
-
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
-    common.check_input_size("hardnet", x.shape, self.min_input_size())
-    aa = parse_antialias(self.antialias)
+  @common.checks_input_size
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     x = x.astype(jnp.float32)
     flat = x.reshape(x.shape[0], -1)
     mean = jnp.mean(flat, axis=1).reshape(-1, 1, 1, 1)
     std = jnp.std(flat, axis=1, ddof=1).reshape(-1, 1, 1, 1) + 1e-7  # torch.std is unbiased
     x = ((x - jax.lax.stop_gradient(mean)) / jax.lax.stop_gradient(std)).astype(self.dtype)
-    features: dict[str, jax.Array] = {}
     for i, (channels, stride) in enumerate(zip(CHANNELS, STRIDES)):
-      anti = stride != 1 and not aa.is_none
-      x = Conv(channels * self.width // 32, 3, 1 if anti else stride, mode=self.conv_mode, use_bias=False,
+      down = downsampler(self.antialias if stride > 1 else None, stride, self.conv_mode, name=f"down{i + 1}")
+      x = Conv(channels * self.width // 32, 3, down.preceding_stride, mode=self.conv_mode, use_bias=False,
                dtype=self.dtype, kernel_init=conv_init, name=f"features_{3 * i}")(x)
       x = nn.relu(self._bn(train, f"features_{3 * i + 1}")(x))
-      if anti and aa.method == "blur":
-        x = BlurPool(aa.size, stride, aa.kind, common.blur_pad_mode(self.conv_mode), name=f"blur{i + 1}")(x)
-      elif anti:
-        x, _ = APSPool(stride, aa.norm, aa.size, name=f"aps{i + 1}")(aps_ops.pad_to_multiple(x, stride))
-      features[f"conv{i + 1}"] = x
+      x, _ = down(x, train)
+      common.sow(self, f"conv{i + 1}", x)
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = Conv(self.dim, 8, mode="valid", use_bias=False, dtype=self.dtype, kernel_init=conv_init, name="features_19")(x)
-    x = self._bn(train, "features_20")(x)
-    features["conv7"] = x
-    x = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
-    features["pre_logits"] = x
-    x = x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-10)
-    return (x, features) if return_features else x
+    x = common.sow(self, "conv7", self._bn(train, "features_20")(x))
+    x = common.sow(self, "pre_logits", jnp.mean(x.astype(jnp.float32), axis=(1, 2)))
+    return x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-10)
+
+  def _bn(self, train: bool, name: str) -> nn.BatchNorm:
+    return batch_norm(train, name, self.dtype, use_scale=False, use_bias=False)
 
 
 @register_model("hardnet")

@@ -6,7 +6,7 @@ ResNet-18's structure (stem 7×7 s2 → BN → ReLU → MaxPool k2 s2, four stag
 of Exp 1 (CWB ``QI_location.py``): global **max** pool → Linear(·, 2) (``pool='avg'`` for torchvision's head);
 the max pool is kernel 2 as there.
 
-Border modes (SPEC §2, CWB ``resnet_fconv.py``): every 3×3 / 7×7 conv uses ``conv_mode``; ``full`` pads k-1
+Border modes (CWB ``resnet_fconv.py``): every 3×3 / 7×7 conv uses ``conv_mode``; ``full`` pads k-1
 per side, so maps grow; the BasicBlock shortcut then zero-pads 2 per side (identity) or 3 before its 1×1 stride-2
 conv (downsample), which keeps the two branches the same size *and* aligned on the same input pixels.
 ``valid`` crops 2 / 3 instead; same-size modes need neither.
@@ -30,6 +30,7 @@ from jaxborders.models import common
 from jaxborders.models.common import check_conv_mode, parse_antialias
 from jaxborders.models.registry import register_model
 from jaxborders.nn.layers import Conv
+from jaxborders.nn.norm import batch_norm
 from jaxborders.ops.checks import check_choice
 
 POOLS = ("max", "avg")
@@ -39,7 +40,7 @@ conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
 def _shortcut_pad(conv_mode: str, downsample: bool) -> int:
-  """Per-side pad (negative: crop) that aligns a BasicBlock's shortcut with its main branch (SPEC §2)."""
+  """Per-side pad (negative: crop) that aligns a BasicBlock's shortcut with its main branch (CWB)."""
   if conv_mode == "full":
     return 3 if downsample else 2
   if conv_mode == "valid":
@@ -59,7 +60,7 @@ def _norm(norm: str, train: bool, dtype: Any, name: str):
   """BatchNorm with PyTorch's defaults (momentum 0.1 = flax 0.9, eps 1e-5), or the identity for ``'none'``."""
   if norm == "none":
     return lambda x: x
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
+  return batch_norm(train, name, dtype)
 
 
 def _stem_pool(x: jax.Array, conv_mode: str) -> jax.Array:
@@ -98,7 +99,7 @@ class BasicBlock(nn.Module):
     return nn.relu(y + shortcut)
 
 
-class QuadrantNet(nn.Module):
+class QuadrantNet(common.ZooModel):
   """Narrow ResNet with a global-max head (see the module docstring).
 
   Attributes:
@@ -113,8 +114,8 @@ class QuadrantNet(nn.Module):
     frozen_features: stop gradients at the backbone output (the "random frozen features" setting).
     dtype: computation dtype.
 
-  ``__call__(x, train=False, return_features=False)`` returns logits, or ``(logits, features)`` with
-  ``features`` = ``stem``, ``stage1``..``stage4``, ``pre_logits``.
+  ``__call__(x, train=False)`` returns logits; intermediates (``jaxborders.models.intermediates``): ``stem``,
+  ``layer<s>.<b>`` after every block, ``stage1``..``stage4``, ``pre_logits``.
   """
 
   conv_mode: str = "same"
@@ -141,46 +142,26 @@ class QuadrantNet(nn.Module):
       raise ValueError(f"stage_sizes must be a non-empty sequence of ints >= 1, got {self.stage_sizes!r}.")
     super().__post_init__()
 
-  def _size_steps(self) -> list:
-    pool = (lambda n: n // 2 + n % 2) if self.conv_mode == "full" else common.pool_step(2, 2)
-    steps = [common.conv_step(7, 2, self.conv_mode), pool]
-    for i, blocks in enumerate(self.stage_sizes):
-      for b in range(int(blocks)):
-        stride = 2 if i > 0 and b == 0 else 1
-        steps += [common.conv_step(3, stride, self.conv_mode), common.conv_step(3, 1, self.conv_mode)]
-    return steps
-
-  def min_input_size(self) -> tuple[int, int]:
-    """Smallest (H, W) this configuration can process."""
-    n = common.min_length(self._size_steps())
-    return (n, n)
-
-  def example_input_shape(self, batch: int = 2) -> tuple[int, int, int, int]:
-    """A small valid (N, H, W, 3) input."""
-    return (batch, *self.min_input_size(), 3)
-
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
-    common.check_input_size("quadrant_net", x.shape, self.min_input_size())
-    features = {}
+  @common.checks_input_size
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     x = x.astype(self.dtype)
     x = Conv(self.width, 7, 2, mode=self.conv_mode, use_bias=False, dtype=self.dtype, kernel_init=conv_init,
              name="conv1")(x)
     x = nn.relu(_norm(self.norm, train, self.dtype, "bn1")(x))
-    x = _stem_pool(x, self.conv_mode)
-    features["stem"] = x
+    x = common.sow(self, "stem", _stem_pool(x, self.conv_mode))
     for i, blocks in enumerate(self.stage_sizes):
       for b in range(int(blocks)):
         stride = 2 if i > 0 and b == 0 else 1
         x = BasicBlock(self.width * 2**i, stride, self.conv_mode, self.norm, self.dtype,
                        name=f"layer{i + 1}_{b}")(x, train)
-      features[f"stage{i + 1}"] = x
+        common.sow(self, f"layer{i + 1}.{b}", x)
+      common.sow(self, f"stage{i + 1}", x)
     x = jnp.max(x, axis=(1, 2)) if self.pool == "max" else jnp.mean(x, axis=(1, 2))
     if self.frozen_features:
       x = jax.lax.stop_gradient(x)
-    features["pre_logits"] = x
-    logits = nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(x).astype(jnp.float32)
-    return (logits, features) if return_features else logits
+    x = common.sow(self, "pre_logits", x)
+    return nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(x).astype(jnp.float32)
 
 
 @register_model("quadrant_net")

@@ -1,4 +1,4 @@
-"""Small networks of the F-Conv paper's controlled experiments (SPEC §2).
+"""Small networks of the F-Conv paper's controlled experiments.
 
 ``redgreen_net``: the Red-Green net (Exp 2): four 3×3 convs without bias, ReLU, no BatchNorm, global max
 pool, Linear(64, num_classes). ``patch_toy_net``: the patch-location toy (Fig. 1): one 5×5 conv without bias,
@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxborders.models import common
 from jaxborders.models.common import check_conv_mode, parse_antialias
 from jaxborders.models.registry import register_model
 from jaxborders.nn.layers import Conv
@@ -46,14 +47,14 @@ def _check_common(conv_mode: str, antialias: Any, num_classes: int, name: str) -
     raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}.")
 
 
-class RedGreenNet(nn.Module):
+class RedGreenNet(common.ZooModel):
   """Red-Green net: convs 3→32 s1, 32→32 s2, 32→64 s2, 64→64 s2 (3×3, no bias) → ReLU → global max → Linear.
 
   Padding follows ``conv_mode`` (valid 0, same 1, full 2, circular wrap 1). Minimum input: 17×17 for
   ``valid`` (every conv needs at least 3 pixels), 1×1 for the others.
 
-  Returns ``(logits, features)`` when called with ``return_features=True``, where ``features`` names the
-  intermediate maps (``conv1``..``conv4``, ``pre_logits``); otherwise the logits ``(N, num_classes)``.
+  Returns the logits ``(N, num_classes)``; intermediates (``jaxborders.models.intermediates``): ``conv1``..``conv4``
+  (after each ReLU) and ``pre_logits``.
   """
 
   conv_mode: str = "same"
@@ -68,23 +69,21 @@ class RedGreenNet(nn.Module):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
+  @common.checks_input_size
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train  # no dropout or BatchNorm
-    features = {}
     x = x.astype(self.dtype)
     for i, (width, stride) in enumerate(zip(self.widths, self.strides)):
       x = _border_conv(self, x, width, 3, stride, self.conv_mode, self.dtype, f"conv{i + 1}")
-      x = nn.relu(x)
-      features[f"conv{i + 1}"] = x
-    x = jnp.max(x, axis=(1, 2))
-    features["pre_logits"] = x
+      # sown as "relu<i>": the conv module holds the name "conv<i>"
+      x = common.sow(self, f"relu{i + 1}", nn.relu(x))
+    x = common.sow(self, "pre_logits", jnp.max(x, axis=(1, 2)))
     logits = nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=torch_kernel_init,
                       bias_init=_torch_bias_init(x.shape[-1]), name="fc")(x)
-    logits = logits.astype(jnp.float32)
-    return (logits, features) if return_features else logits
+    return logits.astype(jnp.float32)
 
 
-class PatchToyNet(nn.Module):
+class PatchToyNet(common.ZooModel):
   """Patch-location toy: one 5×5 conv (1 filter, no bias) → ReLU → global max → Linear(1, num_classes)."""
 
   conv_mode: str = "same"
@@ -97,28 +96,31 @@ class PatchToyNet(nn.Module):
     _check_common(self.conv_mode, self.antialias, self.num_classes, "patch_toy_net")
     super().__post_init__()
 
+  input_channels = 1
+
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
+  @common.checks_input_size
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train
     x = x.astype(self.dtype)
-    response = nn.relu(_border_conv(self, x, 1, self.kernel_size, 1, self.conv_mode, self.dtype, "conv"))
-    pooled = jnp.max(response, axis=(1, 2))
-    logits = nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=torch_kernel_init,
-                      bias_init=_torch_bias_init(1), name="fc")(pooled).astype(jnp.float32)
-    return (logits, {"response": response, "pre_logits": pooled}) if return_features else logits
+    response = common.sow(self, "response", nn.relu(
+        _border_conv(self, x, 1, self.kernel_size, 1, self.conv_mode, self.dtype, "conv")))
+    pooled = common.sow(self, "pre_logits", jnp.max(response, axis=(1, 2)))
+    return nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=torch_kernel_init,
+                    bias_init=_torch_bias_init(1), name="fc")(pooled).astype(jnp.float32)
 
 
 @register_model("redgreen_net")
 def redgreen_net(conv_mode: str = "same", num_classes: int = 2, antialias: Any = None,
                  dtype: Any = jnp.float32) -> RedGreenNet:
-  """The Red-Green net of the F-Conv paper (SPEC §2)."""
+  """The Red-Green net of the F-Conv paper (Exp 2)."""
   return RedGreenNet(conv_mode=conv_mode, num_classes=num_classes, antialias=antialias, dtype=dtype)
 
 
 @register_model("patch_toy_net")
 def patch_toy_net(conv_mode: str = "same", num_classes: int = 2, antialias: Any = None,
                   dtype: Any = jnp.float32) -> PatchToyNet:
-  """The patch-location toy net of the F-Conv paper's Fig. 1 (SPEC §2)."""
+  """The patch-location toy net of the F-Conv paper's Fig. 1."""
   return PatchToyNet(conv_mode=conv_mode, num_classes=num_classes, antialias=antialias, dtype=dtype)
 
 

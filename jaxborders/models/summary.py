@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxborders.models.common import intermediate_shapes
 from jaxborders.models.registry import get_model
 
 
@@ -38,20 +39,13 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...], flops: bool = True
     flops: compile the eval-mode forward pass to read XLA's FLOP count (seconds on CPU for a ResNet-50).
 
   Returns:
-    ``{'params', 'flops' (per example, or None), 'features': {name: spatial shape}, 'final_feature_map'}``.
+    ``{'params', 'flops' (per example, or None), 'features': {name: spatial shape} in network order,
+    'final_feature_map'}``.
   """
   x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)
   variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
   n_params = sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(variables.get("params", {})))
-  spatial: dict[str, tuple[int, ...]] = {}
-
-  def forward(v, x):
-    logits, feats = model.apply(v, x, train=False, return_features=True)
-    # Recorded while tracing: eval_shape's output dict would come back key-sorted, losing the network's order.
-    spatial.update({k: tuple(f.shape[1:-1]) for k, f in feats.items() if f.ndim > 2})
-    return logits
-
-  jax.eval_shape(forward, variables, x)
+  spatial = {k: tuple(s[1:-1]) for k, s in intermediate_shapes(model, input_shape).items() if len(s) > 2}
   result = {"params": int(n_params), "flops": None, "features": spatial,
             "final_feature_map": list(spatial.values())[-1] if spatial else None}
   if flops:

@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxborders.ops import aps as aps_ops
-from jaxborders.ops import filters
 from jaxborders.nn import compat
-from jaxborders.ops.checks import check_choice
+from jaxborders.ops import filters
+from jaxborders.ops.checks import as_modes, check_choice
 
 Dtype = Any
 
@@ -53,7 +53,8 @@ class Conv(nn.Module):
     precision: passed to the convolution.
     kernel_init, bias_init: initialisers (flax's defaults).
     promote_dtype: flax's dtype promotion hook.
-    mode: ``None`` or a border mode of ``jaxborders.MODES``; wins over ``padding``.
+    mode: ``None``, a border mode of ``jaxborders.MODES``, or one per spatial dim (e.g. ``('same', 'full')``); wins
+      over ``padding``. With ``partial`` the bias is added after the rescaling, as in NVIDIA's ``partialconv``.
 
   Example:
     >>> import flax.linen as fnn
@@ -143,6 +144,14 @@ _RANK_DOC = """
 """
 
 
+def _check_pad_mode(pad_mode) -> None:
+  """Checks one blur pad mode or a tuple of them at construction (the length is checked against x when called)."""
+  if isinstance(pad_mode, str):
+    check_choice("pad_mode", pad_mode, filters.BLUR_PAD_MODES)
+  else:
+    as_modes("pad_mode", pad_mode, len(pad_mode) if isinstance(pad_mode, Sequence) else 1, filters.BLUR_PAD_MODES)
+
+
 class BlurPool(nn.Module):
   """``jaxborders.blur_pool`` as a layer (no parameters).
 
@@ -154,13 +163,13 @@ class BlurPool(nn.Module):
   size: int = 3
   stride: int | Sequence[int] = 2
   kind: str = "binomial"
-  pad_mode: str = "reflect"
+  pad_mode: str | Sequence[str] = "reflect"  # one, or one per spatial dim
   pad_off: int = 0
   spatial_dims: int | None = None
 
   def __post_init__(self):
     filters.filter_taps(self.kind, self.size)  # validates kind and size at construction
-    check_choice("pad_mode", self.pad_mode, filters.BLUR_PAD_MODES)
+    _check_pad_mode(self.pad_mode)
     _check_spatial_dims(self.spatial_dims)
     super().__post_init__()
 
@@ -176,13 +185,13 @@ class MaxBlurPool(nn.Module):
   size: int = 3
   stride: int | Sequence[int] = 2
   kind: str = "binomial"
-  pad_mode: str = "reflect"
+  pad_mode: str | Sequence[str] = "reflect"  # one, or one per spatial dim
   pad_off: int = 0
   spatial_dims: int | None = None
 
   def __post_init__(self):
     filters.filter_taps(self.kind, self.size)
-    check_choice("pad_mode", self.pad_mode, filters.BLUR_PAD_MODES)
+    _check_pad_mode(self.pad_mode)
     _check_spatial_dims(self.spatial_dims)
     super().__post_init__()
 

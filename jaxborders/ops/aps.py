@@ -1,4 +1,4 @@
-"""Adaptive polyphase sampling (APS; Chaman & Dokmanic, CVPR 2021; SPEC §4).
+"""Adaptive polyphase sampling (APS; Chaman & Dokmanic, CVPR 2021).
 
 Stride-``s`` subsampling keeps one of the ``s**rank`` polyphase components ``x[:, i::s, j::s]``. Plain
 subsampling always keeps component 0, so a one-pixel shift of the input changes which samples survive. APS keeps,
@@ -6,6 +6,10 @@ per sample, the component of largest norm: a circular shift of the input permute
 each one circularly), so the same component content is chosen and the output is a circular shift of the
 unshifted output. Stacked with circular convolutions and global pooling, a network is exactly invariant to
 circular shifts.
+
+Component order and ties follow the authors' code (achaman2/truly_shift_invariant_cnns, ``ApsDown``): in 2D the
+phases are enumerated (0,0), (1,0), (0,1), (1,1) -- the *row* offset varies fastest -- and ``argmax`` keeps the
+first maximum on exact ties. In 1D and 3D the same rule holds: the first spatial dim's offset varies fastest.
 """
 
 from __future__ import annotations
@@ -26,9 +30,16 @@ APS_NORMS: tuple[str, ...] = ("l2", "l1", "linf")
 def polyphase_components(x: jax.Array, stride: int | Sequence[int] = 2) -> jax.Array:
   """All polyphase components of ``x``: (N, prod(stride), *spatial // stride, C).
 
-  Component ``c`` has phase ``np.unravel_index(c, stride)``, i.e. component 1 of a 2D stride-2 split is
-  ``x[:, 0::2, 1::2]`` (row-major order over the phases).
+  Component ``c`` has the phase whose *first* offset varies fastest (the official APS order): for a 2D stride-2
+  split, components 0-3 are ``x[:, 0::2, 0::2]``, ``x[:, 1::2, 0::2]``, ``x[:, 0::2, 1::2]``, ``x[:, 1::2, 1::2]``.
+  The phase of component ``c`` is ``np.unravel_index(c, stride[::-1])[::-1]``.
+
+  Example:
+    >>> x = jnp.arange(16.).reshape(1, 4, 4, 1)
+    >>> polyphase_components(x)[0, :, 0, 0, 0].tolist()  # x[0, 0, 0], x[0, 1, 0], x[0, 0, 1], x[0, 1, 1]
+    [0.0, 4.0, 1.0, 5.0]
   """
+  x = jnp.asarray(x)
   rank = spatial_rank("x", x.shape)
   strides = as_tuple("stride", stride, rank)
   _check_divisible(x.shape, strides)
@@ -37,8 +48,8 @@ def polyphase_components(x: jax.Array, stride: int | Sequence[int] = 2) -> jax.A
   for size, s in zip(x.shape[1:-1], strides):
     split += [size // s, s]
   y = x.reshape(*split, c)
-  # (N, n1, s1, n2, s2, ..., C) -> (N, s1, s2, ..., n1, n2, ..., C)
-  phase_axes = [2 + 2 * i for i in range(rank)]
+  # (N, n1, s1, n2, s2, ..., C) -> (N, ..., s2, s1, n1, n2, ..., C): the last phase axis is the slowest.
+  phase_axes = [2 + 2 * i for i in range(rank)][::-1]
   size_axes = [1 + 2 * i for i in range(rank)]
   y = y.transpose(0, *phase_axes, *size_axes, 2 * rank + 1)
   return y.reshape(n, -1, *(size // s for size, s in zip(x.shape[1:-1], strides)), c)
@@ -80,16 +91,20 @@ def aps_pool(x: jax.Array, stride: int | Sequence[int] = 2, norm: ApsNorm = "l2"
       branch's choice so both branches stay aligned).
 
   Returns:
-    ``(y, index)``: y of shape (N, *spatial // stride, C) and the (N,) int32 component index, row-major over
-    the phases (for 2D stride 2: 0 -> ``x[:, 0::2, 0::2]``, 1 -> ``x[:, 0::2, 1::2]``, 2 -> ``x[:, 1::2, 0::2]``,
-    3 -> ``x[:, 1::2, 1::2]``).
+    ``(y, index)``: y of shape (N, *spatial // stride, C) and the (N,) int32 component index in the order of
+    ``polyphase_components`` (first offset fastest; for 2D stride 2: 0 -> ``x[:, 0::2, 0::2]``,
+    1 -> ``x[:, 1::2, 0::2]``, 2 -> ``x[:, 0::2, 1::2]``, 3 -> ``x[:, 1::2, 1::2]``). On exact ties of the norm
+    the first component in that order wins, as in the official code.
 
   Example:
-    >>> x = jnp.zeros((1, 4, 4, 1)).at[0, 1, 3, 0].set(5.)
+    >>> x = jnp.zeros((1, 4, 4, 1)).at[0, 0, 1, 0].set(5.)
     >>> y, index = aps_pool(x)
     >>> int(index[0]), float(y.sum())
-    (3, 5.0)
+    (2, 5.0)
+    >>> int(aps_pool(jnp.ones((1, 4, 4, 1)))[1][0])  # all tie: the first component
+    0
   """
+  x = jnp.asarray(x)
   rank = spatial_rank("x", x.shape)
   check_choice("norm", norm, APS_NORMS)
   strides = as_tuple("stride", stride, rank)
@@ -104,6 +119,7 @@ def aps_pool(x: jax.Array, stride: int | Sequence[int] = 2, norm: ApsNorm = "l2"
 
 def pad_to_multiple(x: jax.Array, multiple: int | Sequence[int] = 2) -> jax.Array:
   """Circularly pads each spatial dim at its end up to a multiple of ``multiple`` (for APS on odd sizes)."""
+  x = jnp.asarray(x)
   rank = spatial_rank("x", x.shape)
   ms = as_tuple("multiple", multiple, rank)
   widths = [(0, 0)] + [(0, (-n) % m) for n, m in zip(x.shape[1:-1], ms)] + [(0, 0)]

@@ -17,6 +17,23 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
   return value
 
 
+def as_modes(name: str, mode: str | Sequence[str], rank: int, choices: Sequence[str]) -> tuple[str, ...]:
+  """One border mode per spatial dim: a single mode is broadcast to all ``rank`` dims, a sequence must hold
+  exactly ``rank`` modes. Raises a ValueError naming ``name`` and listing ``choices`` otherwise."""
+  if isinstance(mode, str):
+    return (check_choice(name, mode, choices),) * rank
+  if not isinstance(mode, Sequence):
+    raise ValueError(f"{name}={mode!r} is not supported; pass one mode or a tuple of {rank} modes (one per spatial "
+                     f"dim) from: {', '.join(map(repr, choices))}.")
+  modes = tuple(mode)
+  if len(modes) != rank:
+    raise ValueError(f"{name}={mode!r} has {len(modes)} entries but there are {rank} spatial dims; pass one mode or "
+                     f"one per spatial dim, each one of: {', '.join(map(repr, choices))}.")
+  for m in modes:
+    check_choice(name, m, choices)
+  return modes
+
+
 def as_tuple(name: str, value: int | Sequence[int], rank: int, minimum: int = 1) -> tuple[int, ...]:
   """Broadcasts an int (or checks a sequence) to a `rank`-tuple of ints >= `minimum`."""
   if isinstance(value, (int,)) and not isinstance(value, bool):

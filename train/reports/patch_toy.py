@@ -41,13 +41,14 @@ def _toy_inputs(config: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _features(run: dict[str, Any], config: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """(logits, ReLU response maps (2, H', W')) of a run's tested parameters."""
-  from jaxborders.models import get_model
+  from jaxborders.models import get_model, intermediates
   from train import config as config_lib
 
   kwargs = config_lib.model_kwargs(config)
   kwargs["conv_mode"] = _mode(run, config)
   model = get_model(config.model.name, **kwargs)
-  logits, feats = model.apply({"params": run["params"]}, images, return_features=True)
+  variables = {"params": run["params"]}
+  logits, feats = model.apply(variables, images), intermediates(model, variables, images)
   return np.asarray(logits), np.asarray(feats["response"])[..., 0]
 
 
