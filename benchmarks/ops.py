@@ -14,8 +14,9 @@ Two tables, every row timed side by side in one process (calls interleaved round
    Target (issue 2): ``blur_pool`` no slower than the PyTorch one (ratio <= 1).
 3. ``conv`` per implementation (``impl='xla'`` / ``'im2col'`` / ``'auto'``) per mode, forward and
    forward+backward, on a Red-Green layer and two ResNet layers: the table behind ``jaxborders.auto_conv_path``.
-4. ``--blur-vjp-compare``: ``blur_pool`` forward+backward with today's custom JVP (forward mode allowed) against the
-   former custom VJP (reverse mode only) built from the same forward and adjoint passes, and ``jax.jvp`` cost.
+4. ``--blur-vjp-compare``: ``blur_pool`` forward+backward with today's linear primitives (forward mode allowed)
+   against the former custom VJP (reverse mode only) built from the same forward and adjoint passes, and the
+   ``jax.jvp`` cost.
 
 Forward+backward is one call that returns the output and the input gradient for a fixed random cotangent
 (so the forward cannot be dead-code eliminated); in PyTorch ``y = f(x); y.backward(g)``.
@@ -168,7 +169,8 @@ def impl_table(rows: list[dict[str, Any]]) -> str:
     ms = {k: r[k]["median_ms"] for k in ("xla_fwd", "im2col_fwd", "auto_fwd", "xla_fb", "im2col_fb", "auto_fb")}
     out.append([r["layer"], r["mode"], fmt_ms(ms["xla_fwd"]), fmt_ms(ms["im2col_fwd"]),
                 fmt_ratio(ms["im2col_fwd"], ms["xla_fwd"]), fmt_ms(ms["xla_fb"]), fmt_ms(ms["im2col_fb"]),
-                fmt_ratio(ms["im2col_fb"], ms["xla_fb"]), r["auto_path"], fmt_ms(ms["auto_fwd"]), fmt_ms(ms["auto_fb"])])
+                fmt_ratio(ms["im2col_fb"], ms["xla_fb"]), r["auto_path"], fmt_ms(ms["auto_fwd"]),
+                fmt_ms(ms["auto_fb"])])
   return markdown_table(["layer", "mode", "xla fwd ms", "im2col fwd ms", "im2col/xla fwd", "xla fwd+bwd ms",
                          "im2col fwd+bwd ms", "im2col/xla fwd+bwd", "auto path", "auto fwd ms", "auto fwd+bwd ms"], out)
 
@@ -207,8 +209,8 @@ def bench_blur_vjp(shape, size: int, repeats: int, dtype) -> dict[str, Any]:
   jvp = jax.jit(lambda x, dx: jax.jvp(new, (x,), (dx,)))
   fb_new, fb_old = _fwd_bwd(new, x), _fwd_bwd(old, x)
   diff = float(jnp.abs(fb_new(x)[1][0] - fb_old(x)[1][0]).max())
-  times = time_interleaved({"custom_jvp/fb": lambda: _block(fb_new(x)), "custom_vjp/fb": lambda: _block(fb_old(x)),
-                            "custom_jvp/jvp": lambda: _block(jvp(x, dx))}, repeats)
+  times = time_interleaved({"now/fb": lambda: _block(fb_new(x)), "custom_vjp/fb": lambda: _block(fb_old(x)),
+                            "now/jvp": lambda: _block(jvp(x, dx))}, repeats)
   return {"op": "blur_pool_rule", "in_shape": list(shape), "size": size, "max_abs_grad_diff": diff,
           **{k.replace("/", "_"): v for k, v in times.items()}}
 
@@ -293,11 +295,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     shape = tuple(int(v) for v in args.blur_vjp_compare.split(","))
     row = bench_blur_vjp(shape, 3, repeats, dtype)
     result["blur_pool_rule"] = row
-    new, old = row["custom_jvp_fb"]["median_ms"], row["custom_vjp_fb"]["median_ms"]
+    new, old = row["now_fb"]["median_ms"], row["custom_vjp_fb"]["median_ms"]
     print(f"## blur_pool derivative rule, input {'×'.join(map(str, shape))}, size 3, reflect, stride 2\n\n"
-          + markdown_table(["fwd+bwd custom_jvp (now) ms", "fwd+bwd custom_vjp (before) ms", "now / before",
+          + markdown_table(["fwd+bwd now (linear primitives) ms", "fwd+bwd custom_vjp (before) ms", "now / before",
                             "jvp ms", "max |grad diff|"],
-                           [[fmt_ms(new), fmt_ms(old), fmt_ratio(new, old), fmt_ms(row["custom_jvp_jvp"]["median_ms"]),
+                           [[fmt_ms(new), fmt_ms(old), fmt_ratio(new, old), fmt_ms(row["now_jvp"]["median_ms"]),
                              f"{row['max_abs_grad_diff']:.1e}"]]) + "\n", flush=True)
   path = write_json(args.out, result)
   print(f"wrote {path}")

@@ -1,6 +1,6 @@
-"""BlurPool against an independent NumPy implementation of SPEC §3, and against PyTorch.
+"""BlurPool against an independent NumPy implementation of the BlurPool paper's filters, and against PyTorch.
 
-The reference taps are SPEC §3's table typed in again; padding, the outer-product filter and the subsampling
+The reference taps are the paper's Table 1 typed in again; padding, the outer-product filter and the subsampling
 are written here with ``np.pad`` and explicit loops. Many settings share one jitted function so that the
 whole sweep costs a few compilations.
 """
@@ -18,8 +18,8 @@ import torch
 
 import jaxborders as jb
 
-# SPEC §3 (BlurPool paper Table 1), un-normalised.
-SPEC_TAPS = {
+# The BlurPool paper's Table 1, un-normalised.
+PAPER_TAPS = {
     ("binomial", 1): [1], ("binomial", 2): [1, 1], ("binomial", 3): [1, 2, 1], ("binomial", 4): [1, 3, 3, 1],
     ("binomial", 5): [1, 4, 6, 4, 1], ("binomial", 6): [1, 5, 10, 10, 5, 1],
     ("binomial", 7): [1, 6, 15, 20, 15, 6, 1],
@@ -37,7 +37,7 @@ def ref_blur_pool(x: np.ndarray, size: int, stride, pad_mode: str, pad_off: int 
                   kind: str = "binomial") -> np.ndarray:
   rank = x.ndim - 2
   strides = (stride,) * rank if isinstance(stride, int) else tuple(stride)
-  taps = np.asarray(SPEC_TAPS[(kind, size)], np.float64)
+  taps = np.asarray(PAPER_TAPS[(kind, size)], np.float64)
   taps = taps / taps.sum()
   if pad_mode == "full":
     lo = hi = size - 1 + pad_off
@@ -112,7 +112,7 @@ def test_blur_pool_matches_numpy_exhaustive(rank):
 
 def test_blur_pool_filter_kinds_match_numpy():
   x = np.random.default_rng(7).standard_normal((2, 11, 12, 3)).astype(np.float32)
-  cases = [(kn, ("reflect", "zero")[i % 2]) for i, kn in enumerate(sorted(SPEC_TAPS))]
+  cases = [(kn, ("reflect", "zero")[i % 2]) for i, kn in enumerate(sorted(PAPER_TAPS))]
 
   @jax.jit
   def run_all(x):
@@ -129,7 +129,7 @@ def test_blur_pool_size1_is_subsampling():
 
 
 def test_filter_taps_match_spec():
-  for (kind, size), taps in SPEC_TAPS.items():
+  for (kind, size), taps in PAPER_TAPS.items():
     got = jb.filter_taps(kind, size)
     assert got.shape == (size,)
     np.testing.assert_allclose(got.sum(), 1.0, rtol=0, atol=1e-12)
@@ -160,7 +160,7 @@ def test_blur_pool_matches_torch():
   x = np.random.default_rng(5).standard_normal((2, 12, 11, 4)).astype(np.float32)
   x_t = torch.from_numpy(x).permute(0, 3, 1, 2)
   for size in (2, 3, 4, 5, 7):
-    taps = torch.tensor(SPEC_TAPS[("binomial", size)], dtype=torch.float32)
+    taps = torch.tensor(PAPER_TAPS[("binomial", size)], dtype=torch.float32)
     filt = taps[:, None] * taps[None, :]
     filt = (filt / filt.sum())[None, None].repeat(4, 1, 1, 1)
     lo, hi = (size - 1) // 2, math.ceil((size - 1) / 2)

@@ -220,7 +220,8 @@ def _blur_pool_forward(x: jax.Array, taps: tuple[float, ...], strides: tuple[int
 
 
 def _blur_pool_adjoint(g: jax.Array, taps: tuple[float, ...], strides: tuple[int, ...],
-                       pads: tuple[tuple[int, int], ...], pad_modes: tuple[str, ...], shape: tuple[int, ...]) -> jax.Array:
+                       pads: tuple[tuple[int, int], ...], pad_modes: tuple[str, ...],
+                       shape: tuple[int, ...]) -> jax.Array:
   """The transpose of ``_blur_pool_forward`` for an input of ``shape``: the passes' adjoints in reverse order."""
   axes = _blur_pool_axes(len(strides))
   lengths = []  # input length of each pass, in forward order

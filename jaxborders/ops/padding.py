@@ -260,8 +260,10 @@ def auto_conv_path(kernel_size: Sequence[int], modes: Sequence[str], feature_gro
                    backend: str | None = None) -> str:
   """The path ``impl='auto'`` takes: ``'xla'``, ``'im2col'`` or ``'im2col_grad'`` (XLA forward, im2col derivatives).
 
-  The rule, from the ``benchmarks/ops.py`` table (XLA:CPU runs convolutions and, much more, their derivatives
-  slowly; accelerators run their own conv kernels fastest):
+  The rule (``python -m benchmarks.ops`` prints the per-impl table behind it): accelerators run their own conv
+  kernels and gradients; XLA:CPU runs conv *derivatives* slowly, above all for F-Conv's large padding (ResNet
+  layer1 shape, ``full``: forward+backward about 10x faster as im2col on a loaded 2-core CPU). A path only
+  decides speed, never values: every path is the same linear map.
 
   - accelerators (GPU, TPU), or grouped convs: ``xla`` (``lax.conv_general_dilated`` and its native gradients);
   - CPU, 1x1 kernel (no padding in any mode): ``im2col``, a plain matmul after striding;
@@ -269,8 +271,10 @@ def auto_conv_path(kernel_size: Sequence[int], modes: Sequence[str], feature_gro
   - CPU, zero-padded modes only: ``im2col_grad``: XLA's conv forward, derivatives written as im2col x matmul.
 
   Example:
-    >>> auto_conv_path((3, 3), ('same', 'same'), backend='gpu'), auto_conv_path((3, 3), ('circular', 'same'), backend='cpu')
-    ('xla', 'im2col')
+    >>> auto_conv_path((3, 3), ('same', 'same'), backend='gpu')
+    'xla'
+    >>> auto_conv_path((3, 3), ('circular', 'same'), backend='cpu')
+    'im2col'
   """
   backend = jax.default_backend() if backend is None else backend
   if backend != "cpu" or feature_group_count != 1:
@@ -352,8 +356,8 @@ def _check_groups(c_in: int, w_shape: Sequence[int], feature_group_count: int) -
     raise ValueError(f"feature_group_count={feature_group_count} must divide input channels {c_in} and output "
                      f"channels {c_out}.")
   if w_shape[-2] * feature_group_count != c_in:
-    raise ValueError(f"w has {w_shape[-2]} input channels per group; x has {c_in} channels and "
-                     f"feature_group_count={feature_group_count}, so w.shape[-2] must be {c_in // feature_group_count}.")
+    raise ValueError(f"w has {w_shape[-2]} input channels per group; x has {c_in} channels and feature_group_count="
+                     f"{feature_group_count}, so w.shape[-2] must be {c_in // feature_group_count}.")
 
 
 def _conv_general(x, w, strides, pads, dilation, rank, groups, precision):
