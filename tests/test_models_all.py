@@ -188,11 +188,13 @@ def test_intermediates_are_named_in_network_order(name):
 
 
 def test_intermediates_keep_their_order_through_jit():
-  model = get_model("vgg11", width=8, classifier_width=16)  # features_10 would sort before features_2
-  x = jnp.zeros((1, 32, 32, 3))
-  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
-  names = list(jax.jit(lambda v, x: intermediates(model, v, x))(variables, x))
-  assert names == _expected_order(model) and names.index("features_2") < names.index("features_10")
+  model = get_model("vgg11", width=8, classifier_width=16)  # features_12 would sort before features_4
+  x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+  maps = jax.eval_shape(lambda v, x: intermediates(model, v, x), variables, x)  # through a traced function
+  names = list(maps)
+  assert names == _expected_order(model) and names.index("features_4") < names.index("features_12")
+  assert list(jax.eval_shape(lambda: dict(maps))) != names  # a plain dict would come back key-sorted
 
 
 # One model per family by default; the others (same code, more tracing) in the slow run.

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxborders.ops import aps as aps_ops
-from jaxborders.ops import filters
 from jaxborders.nn import compat
+from jaxborders.ops import filters
 from jaxborders.ops.checks import as_modes, check_choice
 
 Dtype = Any
@@ -53,8 +53,8 @@ class Conv(nn.Module):
     precision: passed to the convolution.
     kernel_init, bias_init: initialisers (flax's defaults).
     promote_dtype: flax's dtype promotion hook.
-    mode: ``None``, a border mode of ``jaxborders.MODES``, or one per spatial dim (e.g. ``('same', 'full', 'full')``);
-      wins over ``padding``. With ``partial`` the bias is added after the rescaling, as in NVIDIA's ``partialconv``.
+    mode: ``None``, a border mode of ``jaxborders.MODES``, or one per spatial dim (e.g. ``('same', 'full')``); wins
+      over ``padding``. With ``partial`` the bias is added after the rescaling, as in NVIDIA's ``partialconv``.
 
   Example:
     >>> import flax.linen as fnn

@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxborders.nn import compat
+from jaxborders.nn import downsample as downsample_lib
 from jaxborders.nn.layers import APSPool, BlurPool
 
 SIZE_CHANGING_MODES: tuple[str, ...] = ("full", "valid")
@@ -60,11 +61,16 @@ class NothingToSwitchError(ValueError):
   """The model run under ``border_mode`` had no ``flax.linen.Conv`` to switch."""
 
 
-def parse_antialias(antialias: Any):
-  """The zoo's ``antialias`` spec (``None``, ``'blur[:kind:size]'``, ``'aps[:norm[:blur_size]]'``), parsed."""
-  from jaxborders.models.common import parse_antialias as parse  # the spec is the zoo's; no layer cycle at import
+SWITCH_ANTIALIAS: tuple[str, ...] = ("blur", "aps")
 
-  return parse(antialias)
+
+def parse_antialias(antialias: Any):
+  """The zoo's ``antialias`` spec (``jaxborders.nn.downsample``), limited to the methods a switch can insert."""
+  aa = downsample_lib.parse_antialias(antialias)
+  if aa.method not in ("none", *SWITCH_ANTIALIAS):
+    raise ValueError(f"antialias={antialias!r} is not supported by the border-mode switch; accepted methods: None, "
+                     f"{', '.join(map(repr, SWITCH_ANTIALIAS))} (with their options, e.g. 'blur:triangle:3', 'aps:l1').")
+  return aa
 
 
 def downsample(x: jax.Array, strides: tuple[int, ...], antialias: Any) -> jax.Array:
@@ -75,7 +81,7 @@ def downsample(x: jax.Array, strides: tuple[int, ...], antialias: Any) -> jax.Ar
     return BlurPool(size=aa.size, stride=strides, kind=aa.kind, spatial_dims=rank).apply({}, x)
   if aa.method == "aps":
     return APSPool(stride=strides, norm=aa.norm, blur_size=aa.size, spatial_dims=rank).apply({}, x)[0]
-  return x
+  raise ValueError(f"antialias={antialias!r}: no downsampling to insert.")
 
 
 _SHAPE_MESSAGE = re.compile(r"incompatible shapes|with shapes|same shape|expected to generate shape", re.IGNORECASE)
