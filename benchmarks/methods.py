@@ -11,7 +11,7 @@ random cotangent), plus the FLOPs XLA's cost model reports for each compiled pro
 not a fair multiply-add count for them: compare the times).
 
 Rows: ``blur_pool`` (binomial 3, reflect), ``aps_pool`` (l2), LPS (inference arg-max and training Gumbel-softmax;
-scorer hidden channels = input channels), adaptive anti-aliasing (3x3, 2 groups, with its BatchNorm in
+scorer hidden channels = input channels // 8, as the authors' ResNet-18), adaptive anti-aliasing (3x3, 2 groups, with its BatchNorm in
 inference), ideal (alias-free) downsampling, FLC pooling, and the alias-free polynomial activation (an
 activation, not a downsampler: shown for its cost).
 """

@@ -85,7 +85,8 @@ class LPSPool(MethodDownsampler):
   Parameters: ``w1`` (*k, C, H), ``b1`` (H,), ``w2`` (*k, H, H), ``b2`` (H,) of the scoring network.
 
   Attributes:
-    hidden: hidden channels H of the scoring network (``None``: the input channels).
+    hidden: hidden channels H of the scoring network (``None``: ``max(1, C // 8)``, the ratio of the authors'
+      ResNet-18 ImageNet configuration, ``configs/logits_channels/resnet18_imagenet.json``).
     kernel_size: scoring conv window per spatial dim (the authors': 3).
     blur_size: circular binomial blur before the selection (1 = none), as for APS.
     score_mode: border mode of the scoring convs (``circular``: exactly invariant).
@@ -118,7 +119,7 @@ class LPSPool(MethodDownsampler):
     if index is not None:
       return lps.lps_pool(x, stride=strides, index=index)
     rank, c = x.ndim - 2, x.shape[-1]
-    h = self.hidden or c
+    h = self.hidden or max(1, c // 8)
     ks = (self.kernel_size,) * rank
     init = nn.initializers.lecun_normal()
     scorer = lps.LpsScorer(self.param("w1", init, (*ks, c, h)), self.param("b1", nn.initializers.zeros, (h,)),

@@ -58,6 +58,10 @@ def window_taps(x: jax.Array, size: int, stride: int | Sequence[int] = 2, pad_mo
   """The ``size**rank`` neighbourhood values of every kept position: (N, *ceil(spatial / stride), C, T).
 
   Tap ``t`` is the offset ``np.unravel_index(t, (size,) * rank)`` into the window centred at ``stride * i``.
+
+  Example:
+    >>> window_taps(jnp.arange(1., 6.).reshape(1, 5, 1), 3, 2, 'same')[0, :, 0].tolist()
+    [[0.0, 1.0, 2.0], [2.0, 3.0, 4.0], [4.0, 5.0, 0.0]]
   """
   rank = spatial_rank("x", x.shape)
   strides = as_tuple("stride", stride, rank)
