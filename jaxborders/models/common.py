@@ -133,7 +133,7 @@ def _fits(model: nn.Module, spatial: Sequence[int]) -> bool:
   try:
     jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), jax.ShapeDtypeStruct(shape, jnp.float32))
     return True
-  except Exception:  # noqa: BLE001  any op refusing its sizes means "does not fit"
+  except (ValueError, TypeError):  # an op refusing its sizes (ValueError) or lax's shape checks (TypeError)
     return False
   finally:
     _PROBING.reset(token)

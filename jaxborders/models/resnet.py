@@ -269,20 +269,21 @@ class Bottleneck(nn.Module):
     return nn.relu(y + _match(sc, y))
 
 
-def _block_downsampler(block: nn.Module) -> nn.Module:
+def _block_downsampler(block: nn.Module, name: str = "down") -> nn.Module:
   """The block's stride step: the antialias method for a strided block, the identity for a stride-1 one."""
   strided = any(s > 1 for s in block.strides)
-  return downsampler(block.antialias if strided else None, block.strides, block.modes, name="down")
+  return downsampler(block.antialias if strided else None, block.strides, block.modes, name=name)
 
 
 def _shortcut(x: jax.Array, block: nn.Module, down: nn.Module, offset: int, index: jax.Array | None, train: bool,
               features: int) -> jax.Array:
   """Identity or projection shortcut: pad (full) / crop (valid) by ``offset``; a projection downsamples like the
-  main branch (the same layer, with the main branch's polyphase index), then 1×1 conv + BN."""
+  main branch (the same method with the main branch's polyphase index; a method with parameters, such as adaptive
+  anti-aliasing, has its own layer here, as in its authors' ResNets), then 1×1 conv + BN."""
   x = shift_crop(x, _shortcut_offsets(block.modes, offset))
   if not block.projection:
     return x
-  x, _ = down(x, train, index)
+  x, _ = _block_downsampler(block, name="downsample_down")(x, train, index)
   x = Conv(features, 1, down.preceding_stride, modes=block.modes, dtype=block.dtype, name="downsample_conv")(x)
   return batch_norm(train, "downsample_bn", block.dtype)(x)
 

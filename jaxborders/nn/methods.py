@@ -32,21 +32,14 @@ import jax.numpy as jnp
 from jaxborders.ops import adaptive as adaptive_ops
 from jaxborders.ops import alias_free, filters, flc, lps, padding
 from jaxborders.ops.aps import pad_to_multiple
+from jaxborders.nn.downsample import Downsampler, register_downsampler
 from jaxborders.ops.checks import as_tuple, check_choice
 
 Index = Any  # None, an (N,) int array or (N, P) weights
 
 
-class MethodDownsampler(nn.Module):
-  """Fields and ``preceding_stride`` of the factory's ``Downsampler`` base (same names, same meaning)."""
-
-  stride: int | Sequence[int] = 2
-  conv_mode: str | Sequence[str] = "same"
-  preceding_stride_kept = False  # class attribute: the op before the layer runs at stride 1
-
-  @property
-  def preceding_stride(self) -> int | Sequence[int]:
-    return self.stride if self.preceding_stride_kept else 1
+class MethodDownsampler(Downsampler):
+  """The factory's ``Downsampler`` (``stride``, ``conv_mode``; the op before it runs at stride 1) for these methods."""
 
   def _strides(self, x: jax.Array) -> tuple[int, ...]:
     return as_tuple("stride", self.stride, x.ndim - 2)
@@ -302,6 +295,13 @@ class FLCPool(MethodDownsampler):
     strides = self._strides(x)
     return flc.flc_pool(pad_to_multiple(x, strides), strides, self.output), None
 
+
+
+# The factory's antialias specs (``jaxborders.nn.downsampler``): every zoo family takes them as ``antialias=``.
+register_downsampler("lps", LPSPool, parse_lps_options, LPS_FORMS)
+register_downsampler("adaptive", AdaptiveBlurPool, parse_adaptive_options, ADAPTIVE_FORMS)
+register_downsampler("afc", IdealDownsample, parse_afc_options, AFC_FORMS)
+register_downsampler("flc", FLCPool, parse_flc_options, FLC_FORMS)
 
 __all__ = ["MethodDownsampler", "LPSPool", "LPSUnpool", "AdaptiveBlurPool", "IdealDownsample", "AliasFreeActivation",
            "FLCPool", "parse_lps_options", "parse_adaptive_options", "parse_afc_options", "parse_flc_options",
