@@ -39,13 +39,12 @@ def test_parameter_count_matches_torchvision():
 
 def test_same_and_full_map_sizes_at_224():
   same = _feature_shapes(get_model("densenet121"), 224)
-  assert [same[k][1] for k in ("stem", "block1", "transition1", "block2", "transition2", "block3", "transition3",
-                               "block4")] == [56, 56, 28, 28, 14, 14, 7, 7]
+  names = ("stem", "block1", "transition1_pool", "block2", "transition2_pool", "block3", "transition3_pool", "block4")
+  assert [same[k][1] for k in names] == [56, 56, 28, 28, 14, 14, 7, 7]
   assert same["block4"][-1] == 1024
   # F-Conv: stem (224 + 12 - 7)//2 + 1 = 115, MaxPool k2 s2 -> 57; every dense layer adds 2.
   full = _feature_shapes(get_model("densenet121", conv_mode="full"), 224)
-  assert [full[k][1] for k in ("stem", "block1", "transition1", "block2", "transition2", "block3", "transition3",
-                               "block4")] == [57, 69, 34, 58, 29, 77, 38, 70]
+  assert [full[k][1] for k in names] == [57, 69, 34, 58, 29, 77, 38, 70]
 
 
 def test_full_mode_zero_pads_earlier_features_by_the_growth():
