@@ -72,7 +72,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.shift.crop_size = 0
   config.eval.shift.max_offset = -1
   config.eval.shift.diagonal_step = 1
-  config.eval.shift.passes = 5  # consistency: passes over the set (SPEC §5)
+  config.eval.shift.passes = 5  # consistency: passes over the set (docs/experiments.md)
   config.eval.shift.circular_max_shift = 0
   config.eval.shift.adversarial_max_shift = -1
   config.eval.shift.equivariance_max_shift = 8

@@ -1,6 +1,6 @@
-"""BlurPool against an independent NumPy implementation of SPEC §3, and against PyTorch.
+"""BlurPool against an independent NumPy implementation of docs/antialiasing.md, and against PyTorch.
 
-The reference taps are SPEC §3's table typed in again; padding, the outer-product filter and the subsampling
+The reference taps are docs/antialiasing.md's table typed in again; padding, the outer-product filter and the subsampling
 are written here with ``np.pad`` and explicit loops. Many settings share one jitted function so that the
 whole sweep costs a few compilations.
 """
@@ -18,7 +18,7 @@ import torch
 
 import jaxborders as jb
 
-# SPEC §3 (BlurPool paper Table 1), un-normalised.
+# docs/antialiasing.md (BlurPool paper Table 1), un-normalised.
 SPEC_TAPS = {
     ("binomial", 1): [1], ("binomial", 2): [1, 1], ("binomial", 3): [1, 2, 1], ("binomial", 4): [1, 3, 3, 1],
     ("binomial", 5): [1, 4, 6, 4, 1], ("binomial", 6): [1, 5, 10, 10, 5, 1],

@@ -1,6 +1,6 @@
 """Border modes against references written here: brute-force location counts, a NumPy conv, PyTorch.
 
-Every reference in this file is independent of ``jaxborders``: padding amounts come from SPEC §1 directly,
+Every reference in this file is independent of ``jaxborders``: padding amounts come from docs/borders.md directly,
 padding is ``np.pad``, and the convolution is an explicit loop over taps. JAX compiles once per shape and
 static argument, so many settings are compared inside one jitted function.
 """
@@ -22,7 +22,7 @@ _NP_MODE = {"same": "constant", "full": "constant", "circular": "wrap", "reflect
 
 
 def ref_pads(mode: str, k: int, d: int) -> tuple[int, int]:
-  """SPEC §1's padding table, written out again."""
+  """docs/borders.md's padding table, written out again."""
   ke = d * (k - 1) + 1
   if mode == "valid":
     return (0, 0)
@@ -177,7 +177,7 @@ def test_conv_matches_numpy(rank):
 
 
 def test_output_size_table():
-  # SPEC §1 by hand: n = 8, k = 3.
+  # docs/borders.md by hand: n = 8, k = 3.
   assert [jb.output_size(8, 3, m) for m in jb.MODES] == [6, 8, 8, 8, 8, 10]
   assert [jb.output_size(8, 3, m, stride=2) for m in jb.MODES] == [3, 4, 4, 4, 4, 5]
   assert [jb.output_size(8, 3, m, stride=3, dilation=2) for m in jb.MODES] == [2, 3, 3, 3, 3, 4]

@@ -1,4 +1,4 @@
-"""2D ResNets: torchvision parameter counts, SPEC §2 map sizes, validation, APS shift invariance, every
+"""2D ResNets: torchvision parameter counts, docs/models.md map sizes, validation, APS shift invariance, every
 conv_mode × antialias combination forward + backward."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def test_parameter_counts_equal_torchvision(name, count):
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
 def test_feature_map_sizes_at_224(name):
-  # SPEC §2: F-Conv stem 115 -> pool 57 -> ... -> 21×21; S-Conv (torchvision) 56 -> 7×7.
+  # docs/models.md: F-Conv stem 115 -> pool 57 -> ... -> 21×21; S-Conv (torchvision) 56 -> 7×7.
   x = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
   expected = {"same": {"stem": 56, "stage4": 7}, "full": {"stem": 57, "stage4": 21}}
   for mode, sizes in expected.items():
@@ -99,7 +99,7 @@ def test_too_small_input_states_the_minimum(mode, antialias, minimum):
 
 
 def test_aps_circular_resnet18_is_exactly_shift_invariant():
-  # SPEC §4: circular padding + APS everywhere + global average pool -> invariant to circular shifts.
+  # docs/antialiasing.md: circular padding + APS everywhere + global average pool -> invariant to circular shifts.
   shifts = [(0, 0), (1, 0), (0, 1), (3, 5), (17, -9), (32, 31), (-1, -1)]
   x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 64, 64, 3)), jnp.float32)
   xs = jnp.concatenate([jnp.roll(x, s, axis=(1, 2)) for s in shifts])  # one batch: one compile, one run

@@ -1,5 +1,5 @@
 """3D ResNets (Hara et al.; CWB spatial-only and temporal F-Conv): logits equal a PyTorch re-statement of
-SPEC §2, parameter counts, map sizes, the per-axis BlurPool, every mode × antialias combination."""
+docs/models.md, parameter counts, map sizes, the per-axis BlurPool, every mode × antialias combination."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ MODES = ("same", "full", "circular", "valid", "reflect", "replicate")
 
 
 # Hara's 3D ResNet (kenshohara/3D-ResNets-PyTorch models/resnet.py, shortcut B) with CWB's F-Conv pads
-# (resnet_fconv.py: spatial-only; resnet_fconv_tem.py: temporal), written from SPEC §2.
+# (resnet_fconv.py: spatial-only; resnet_fconv_tem.py: temporal), written from docs/models.md.
 class TorchBasic3d(tnn.Module):
   expansion = 1
 

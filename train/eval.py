@@ -2,7 +2,7 @@
 
 Restores the tested parameters of every run of the config (all sweep points × seeds, the trainer's layout:
 ``DIR`` itself for a single run, ``DIR/<sweep point>/seed_<s>/`` otherwise) from its orbax checkpoint and
-computes on the evaluation split (SPEC §5, ``jaxborders.ops.metrics``):
+computes on the evaluation split (docs/experiments.md, ``jaxborders.ops.metrics``):
 
 ==========================  ==============================================================================
 ``accuracy``                top-1 on the centre ``crop`` window of each evaluation image

@@ -14,7 +14,7 @@ distributed: UCF101 ``ucfTrainTestlist/`` (``classInd.txt``, ``trainlist0{1,2,3}
 
   mkdir -p ROOT/<class>/<video> && ffmpeg -i <video>.avi -vf scale=-2:128 -q:v 2 ROOT/<class>/<video>/frame_%05d.jpg
 
-(TFDS's ``ucf101`` builder needs TensorFlow even to read, so it is not used; see SPEC §5.)
+(TFDS's ``ucf101`` builder needs TensorFlow even to read, so it is not used; see docs/experiments.md.)
 
 Training clips: 16 consecutive frames from a random start (looped when the video is shorter), one
 multiscale corner crop (scales 1 .. 1/2 of the shorter side, centre or a corner) resized to 112 and one

@@ -13,7 +13,7 @@ larger. With ``full`` (padding 2) the shortcut is zero-padded by 1 before its 1�
 bottleneck, so both branches stay aligned; the same-size modes need nothing.
 
 Downsampling (``antialias``): a strided block runs its conv2 at stride 1 → BN → ReLU → BlurPool s2 (or APSPool)
-before conv3; its shortcut is BlurPool s2 (APS: the main branch's polyphase index) → 1×1 s1 → BN (SPEC §3-4).
+before conv3; its shortcut is BlurPool s2 (APS: the main branch's polyphase index) → 1×1 s1 → BN (docs/antialiasing.md).
 
 Parameter names: ``conv1``, ``conv2``, ``bn1`` (stem), ``layer<s>_<j>`` = ``layer<s>.<j>`` with ``conv1..3``,
 ``bn1..3``, ``downsample_0`` (conv) and ``downsample_1`` (BN) = ``downsample.0`` / ``downsample.1``; ``fc``.

@@ -11,7 +11,7 @@ Border modes (``conv_mode``) change the stem conv, the 3×3 convs and the stem m
   padding 1 (a -inf pad; reflect/replicate pads would give the same maxima).
 * ``circular``: the same sizes, everything wrapping around, including the stem max pool.
 * ``valid``: no padding anywhere (stem 7×7 p0, max pool k3 s2 p0, 3×3 p0).
-* ``full`` (F-Conv, SPEC §2): stem 7×7 s2 p6, 3×3 padding 2; the stem max pool becomes k2 s2 p0 as in CWB's
+* ``full`` (F-Conv, docs/models.md): stem 7×7 s2 p6, 3×3 padding 2; the stem max pool becomes k2 s2 p0 as in CWB's
   F-Conv ResNet (F-Conv never pads to keep sizes).
 
 **Concatenation when maps change size.** A ``full`` 3×3 conv grows the map by 2 (``valid`` shrinks it by 2), so
@@ -22,7 +22,7 @@ signal"), cropped by 1 per side under ``valid``. Same-size modes need nothing. A
 70×70 instead of 7×7: block 1 grows 57 → 69, block 2 34 → 58, block 3 29 → 77, block 4 38 → 70, which costs
 23.1 G multiply-adds instead of 2.8 G (8.2×; counted from the map sizes).
 
-Downsampling (``antialias``, SPEC §3-4):
+Downsampling (``antialias``, docs/antialiasing.md):
 
 * ``'blur:<kind>:<size>'`` (antialiased-cnns' DenseNet): stem MaxPool k3 **s1** p1 → BlurPool s2 (``full``:
   MaxPool k2 s1 → BlurPool); transition BN → ReLU → 1×1 → BlurPool s2 (replaces the AvgPool). The blur pads

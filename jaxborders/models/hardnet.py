@@ -1,12 +1,12 @@
 """HardNet patch descriptor (Mishchuk et al., NIPS 2017) in every border mode, its loss and its metric.
 
-Network (DagnyT/hardnet ``HardNet``; SPEC §2): per-patch input normalisation ((x - mean) / (std + 1e-7), std
+Network (DagnyT/hardnet ``HardNet``; docs/models.md): per-patch input normalisation ((x - mean) / (std + 1e-7), std
 unbiased), six 3×3 convs without bias with channels 32, 32, 64 (stride 2), 64, 128 (stride 2), 128, each →
 BatchNorm without affine parameters → ReLU; Dropout(0.3); an 8×8 conv without padding → BatchNorm without affine;
 L2 normalisation (``x / sqrt(sum x² + 1e-10)``). Input: 32×32 grayscale patches, (N, 32, 32, 1).
 
 ``conv_mode`` changes the six 3×3 convs (``same``: padding 1 as the original; ``full``: padding 2, the F-Conv
-HardNet of SPEC §2). The final 8×8 conv always runs unpadded. At 32×32 the ``same`` net ends at 1×1×128 as the
+HardNet of docs/models.md). The final 8×8 conv always runs unpadded. At 32×32 the ``same`` net ends at 1×1×128 as the
 original; ``full`` grows the maps (32 → 34 → 36 → 19 → 21 → 12 → 14) and the 8×8 conv leaves 7×7, so the final map is
 averaged over its positions before the L2 normalisation (the global pooling that absorbs F-Conv's growth; for a
 1×1 map it is the identity, so ``same`` is exactly the original).

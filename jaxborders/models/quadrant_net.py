@@ -6,7 +6,7 @@ ResNet-18's structure (stem 7×7 s2 → BN → ReLU → MaxPool k2 s2, four stag
 of Exp 1 (CWB ``QI_location.py``): global **max** pool → Linear(·, 2) (``pool='avg'`` for torchvision's head);
 the max pool is kernel 2 as there.
 
-Border modes (SPEC §2, CWB ``resnet_fconv.py``): every 3×3 / 7×7 conv uses ``conv_mode``; ``full`` pads k-1
+Border modes (docs/models.md, CWB ``resnet_fconv.py``): every 3×3 / 7×7 conv uses ``conv_mode``; ``full`` pads k-1
 per side, so maps grow; the BasicBlock shortcut then zero-pads 2 per side (identity) or 3 before its 1×1 stride-2
 conv (downsample), which keeps the two branches the same size *and* aligned on the same input pixels.
 ``valid`` crops 2 / 3 instead; same-size modes need neither.
@@ -39,7 +39,7 @@ conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
 def _shortcut_pad(conv_mode: str, downsample: bool) -> int:
-  """Per-side pad (negative: crop) that aligns a BasicBlock's shortcut with its main branch (SPEC §2)."""
+  """Per-side pad (negative: crop) that aligns a BasicBlock's shortcut with its main branch (docs/models.md)."""
   if conv_mode == "full":
     return 3 if downsample else 2
   if conv_mode == "valid":

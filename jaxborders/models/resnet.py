@@ -1,4 +1,4 @@
-"""ResNet-18/34/50/101/152 (2D) with every border mode and anti-aliasing option (SPEC §2-§4).
+"""ResNet-18/34/50/101/152 (2D) with every border mode and anti-aliasing option (docs/models.md, docs/antialiasing.md).
 
 One implementation serves 2D and 3D (``jaxborders.models.resnet3d`` sets ``rank=3``): every border decision is
 made per spatial axis, so the 3D spatial-only F-Conv (zero "same" padding in time, full padding in space) is the
@@ -23,21 +23,21 @@ How each ``conv_mode`` is built (k×k convs, k > 1; 1×1 convs never pad):
 
 ``antialias``:
 
-* ``'blur:<kind>:<size>'`` (BlurPool, AA's ``pool_only`` placement, SPEC §3): stem conv s2 -> BN -> ReLU ->
+* ``'blur:<kind>:<size>'`` (BlurPool, AA's ``pool_only`` placement, docs/antialiasing.md): stem conv s2 -> BN -> ReLU ->
   MaxPool k2 s1 -> BlurPool s2; BasicBlock: conv1 3×3 s1 -> BN -> ReLU -> BlurPool s2 -> conv2 -> BN;
   Bottleneck: conv2 3×3 s1 -> BN -> ReLU -> BlurPool s2 -> conv3 1×1 -> BN; shortcut: (pad / crop) -> BlurPool s2
   -> 1×1 s1 -> BN. The blur pads like the border mode (``common.blur_pad_mode``): ``reflect`` (AA) for the
   same-size zero / reflect / replicate modes, wrap for ``circular``, F-Conv's zero ``f-1`` per side for ``full``
   (CWB ``models_fconv_lpf``: stem 7×7 s2 p6 -> MaxPool k2 s1 -> BlurPool s2; shortcut pad 3 (Basic) / 1
   (Bottleneck) -> BlurPool -> 1×1 -> BN) and no padding for ``valid``.
-* ``'aps[:norm[:blur]]'`` (SPEC §4): every stride-2 op (stem conv, stem pool, block conv) runs at stride 1 and is
+* ``'aps[:norm[:blur]]'`` (docs/antialiasing.md): every stride-2 op (stem conv, stem pool, block conv) runs at stride 1 and is
   followed directly by APS, before its BN (sizes padded circularly to even first); the projection shortcut applies APS with the main
   branch's polyphase index before its 1×1 conv. With ``conv_mode='circular'`` the network is exactly invariant
   to circular shifts of its input (global average pooling). The stem conv then runs at full resolution: it costs
   4× the FLOPs of the strided one.
 
 Cost at 224×224 (XLA's count, ``python -m jaxborders.models.summary resnet50 --conv_mode full``): ``full`` takes
-9.40 / 23.57 GFLOPs per image for ResNet-18 / 50 against 3.38 / 8.00 for ``same`` (2.8× / 2.9×; SPEC §5
+9.40 / 23.57 GFLOPs per image for ResNet-18 / 50 against 3.38 / 8.00 for ``same`` (2.8× / 2.9×; docs/experiments.md
 measured 3.07× / 3.14× on the PyTorch reference models). Parameters are identical in every mode.
 
 Parameters are float32; ``dtype`` is the compute dtype. BatchNorm: PyTorch momentum 0.1 (flax 0.9), eps 1e-5.

@@ -1,4 +1,4 @@
-"""3D ResNet-18/34/50 for video (Hara et al., CVPR 2018; CWB's F-Conv variants; SPEC §2).
+"""3D ResNet-18/34/50 for video (Hara et al., CVPR 2018; CWB's F-Conv variants; docs/models.md).
 
 Input (N, T, H, W, C), e.g. 16×112×112 clips. Hara's layout (``kenshohara/3D-ResNets-PyTorch``
 ``models/resnet.py``): 3×3×3 convs, stem 7×7×7 stride (1, 2, 2) padding (3, 3, 3), MaxPool3d k3 s2 p1, stages with

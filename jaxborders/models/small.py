@@ -1,4 +1,4 @@
-"""Small networks of the F-Conv paper's controlled experiments (SPEC §2).
+"""Small networks of the F-Conv paper's controlled experiments (docs/models.md).
 
 ``redgreen_net``: the Red-Green net (Exp 2): four 3×3 convs without bias, ReLU, no BatchNorm, global max
 pool, Linear(64, num_classes). ``patch_toy_net``: the patch-location toy (Fig. 1): one 5×5 conv without bias,
@@ -111,14 +111,14 @@ class PatchToyNet(nn.Module):
 @register_model("redgreen_net")
 def redgreen_net(conv_mode: str = "same", num_classes: int = 2, antialias: Any = None,
                  dtype: Any = jnp.float32) -> RedGreenNet:
-  """The Red-Green net of the F-Conv paper (SPEC §2)."""
+  """The Red-Green net of the F-Conv paper (docs/models.md)."""
   return RedGreenNet(conv_mode=conv_mode, num_classes=num_classes, antialias=antialias, dtype=dtype)
 
 
 @register_model("patch_toy_net")
 def patch_toy_net(conv_mode: str = "same", num_classes: int = 2, antialias: Any = None,
                   dtype: Any = jnp.float32) -> PatchToyNet:
-  """The patch-location toy net of the F-Conv paper's Fig. 1 (SPEC §2)."""
+  """The patch-location toy net of the F-Conv paper's Fig. 1 (docs/models.md)."""
   return PatchToyNet(conv_mode=conv_mode, num_classes=num_classes, antialias=antialias, dtype=dtype)
 
 

@@ -5,11 +5,11 @@ adaptive average pool to 7×7, classifier Linear(512·7·7, 4096) → ReLU → D
 ReLU → Dropout(0.5) → Linear(4096, num_classes).
 
 Border modes (``conv_mode``) change only the 3×3 convs: ``same`` pads 1 (torchvision), ``full`` pads 2 (F-Conv,
-SPEC §2: every conv grows the map by 2; the max pools are unchanged, and the adaptive pool absorbs the growth:
+docs/models.md: every conv grows the map by 2; the max pools are unchanged, and the adaptive pool absorbs the growth:
 VGG16 at 224 ends at 12×12 instead of 7×7), ``valid`` pads 0, ``circular``/``reflect``/``replicate`` pad 1 with
 that rule.
 
-Downsampling (``antialias``, SPEC §3-4):
+Downsampling (``antialias``, docs/antialiasing.md):
 
 * ``None``: MaxPool k2 s2.
 * ``'blur:<kind>:<size>'``: MaxPool k2 **s1** → BlurPool s2 (antialiased-cnns' VGG). The blur pads ``reflect``

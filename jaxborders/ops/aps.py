@@ -1,4 +1,4 @@
-"""Adaptive polyphase sampling (APS; Chaman & Dokmanic, CVPR 2021; SPEC §4).
+"""Adaptive polyphase sampling (APS; Chaman & Dokmanic, CVPR 2021; docs/antialiasing.md).
 
 Stride-``s`` subsampling keeps one of the ``s**rank`` polyphase components ``x[:, i::s, j::s]``. Plain
 subsampling always keeps component 0, so a one-pixel shift of the input changes which samples survive. APS keeps,

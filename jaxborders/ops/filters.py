@@ -1,4 +1,4 @@
-"""Anti-aliasing filters and BlurPool (Zhang, ICML 2019; SPEC §3).
+"""Anti-aliasing filters and BlurPool (Zhang, ICML 2019; docs/antialiasing.md).
 
 ``blur_pool`` low-pass filters every channel with a fixed separable filter and subsamples. It is written as
 a shift-and-add over strided slices, one spatial dim at a time: each dim costs ``size`` multiply-adds per

@@ -1,4 +1,4 @@
-"""Shift-invariance metrics (BlurPool paper §4 and App. B, APS paper; SPEC §5).
+"""Shift-invariance metrics (BlurPool paper §4 and App. B, APS paper; docs/experiments.md).
 
 Every metric takes an ``apply_fn`` mapping a batch of images ``(N, *spatial, C)`` to logits ``(N, K)`` (or,
 for ``feature_equivariance_distance``, to a dict of named feature maps) and plain arrays. The work runs in one
@@ -180,7 +180,7 @@ def accuracy(apply_fn: ApplyFn, images: jax.Array, labels: jax.Array, batch_size
 
 def consistency(apply_fn: ApplyFn, images: jax.Array, key: jax.Array, crop_size: int | Sequence[int],
                 max_offset: int | Sequence[int], passes: int = 1, batch_size: int | None = None) -> jax.Array:
-  """Classification consistency under crop shifts, in percent (BlurPool paper §4.2, SPEC §5).
+  """Classification consistency under crop shifts, in percent (BlurPool paper §4.2, docs/experiments.md).
 
   For every image and pass, two crops of ``crop_size`` at independent random offsets, uniform in
   ``[0, max_offset)`` per spatial dim, are classified; the metric is the percentage of (image, pass) pairs with
@@ -222,7 +222,7 @@ def consistency(apply_fn: ApplyFn, images: jax.Array, key: jax.Array, crop_size:
 
 def circular_consistency(apply_fn: ApplyFn, images: jax.Array, key: jax.Array, max_shift: int, passes: int = 1,
                          batch_size: int | None = None) -> jax.Array:
-  """Classification consistency under circular shifts, in percent (APS paper; SPEC §5).
+  """Classification consistency under circular shifts, in percent (APS paper; docs/experiments.md).
 
   Like ``consistency`` with ``np.roll`` shifts instead of crops: two independent shifts per image and pass,
   uniform in ``[-max_shift, max_shift)`` per spatial dim (``random_offset_pairs(key, N, rank, -max_shift,
@@ -273,13 +273,13 @@ def _per_shift_all(apply_fn: ApplyFn, images: jax.Array, labels: jax.Array, shif
 def diagonal_shift_accuracy(apply_fn: ApplyFn, images: jax.Array, labels: jax.Array,
                             crop_size: int | Sequence[int] | None, offsets: Any,
                             batch_size: int | None = None) -> tuple[jax.Array, jax.Array]:
-  """Accuracy at each of a list of shifts, and its mean (F-Conv paper Exp 3 / Table 2; SPEC §5).
+  """Accuracy at each of a list of shifts, and its mean (F-Conv paper Exp 3 / Table 2; docs/experiments.md).
 
   Args:
     apply_fn: images -> logits (N, K).
     images: (N, *spatial, C), 1-3 spatial dims.
     labels: (N,) int class indices.
-    crop_size: crop shifts: the window at each offset is classified (SPEC: 224 crops of 288 images);
+    crop_size: crop shifts: the window at each offset is classified (docs/experiments.md: 224 crops of 288 images);
       None: circular shifts by each offset.
     offsets: a 1D int sequence of diagonal offsets ``o`` (meaning ``(o, o, ...)``, e.g. ``range(65)``) or an int
       array (K, rank) such as ``diagonal_offsets(64)``. Crop offsets must lie in ``[0, spatial - crop_size]``.
@@ -472,7 +472,7 @@ def _equivariance(fn, images, shifts):
 
 def feature_equivariance_distance(features_fn: ApplyFn, images: jax.Array, shifts: Any,
                                   batch_size: int | None = None) -> dict[str, jax.Array]:
-  """Distance from circular shift-equivariance per layer and shift (BlurPool paper Fig. 4; SPEC §5).
+  """Distance from circular shift-equivariance per layer and shift (BlurPool paper Fig. 4; docs/experiments.md).
 
   For each named feature map ``F`` and input shift ``s``: the cosine distance between ``Shift_s(F(X))`` and
   ``F(Shift_s(X))`` (circular shifts), averaged over images. A map of stride ``r`` (input size / map size per

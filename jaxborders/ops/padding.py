@@ -1,6 +1,6 @@
 """Border modes: padding arithmetic, padding, convolution and location counts.
 
-All border handling of the project lives in this module (F-Conv paper §3; SPEC §1). Layout is channels-last
+All border handling of the project lives in this module (F-Conv paper §3; docs/borders.md). Layout is channels-last
 and batched: (N, L, C), (N, H, W, C) or (N, D, H, W, C); kernels are (*kernel_size, C_in // groups, C_out).
 
 Modes, for an effective kernel ``ke = dilation * (k - 1) + 1``:

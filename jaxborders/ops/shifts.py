@@ -1,4 +1,4 @@
-"""Shifts of images: circular, crop and inside a zero canvas (SPEC §1, §5).
+"""Shifts of images: circular, crop and inside a zero canvas (docs/borders.md, docs/experiments.md).
 
 Three ways to move image content by an integer number of pixels, for channels-last batched arrays
 ``(N, *spatial, C)`` with 1-3 spatial dims:
@@ -216,7 +216,7 @@ def embed_in_canvas(x: jax.Array, canvas_size: int | Sequence[int], offset: Shif
 
 
 def diagonal_offsets(max_offset: int, rank: int = 2, step: int = 1) -> np.ndarray:
-  """Offsets ``(o, o, ...)`` for ``o = 0, step, ..., max_offset`` (inclusive; SPEC §5 diagonal shifts 0..64).
+  """Offsets ``(o, o, ...)`` for ``o = 0, step, ..., max_offset`` (inclusive; docs/experiments.md diagonal shifts 0..64).
 
   Args:
     max_offset: largest offset, >= 0.
