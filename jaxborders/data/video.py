@@ -226,9 +226,8 @@ def make_video_pipeline(dataset: VideoDatasetName, root: str, split_dir: str, sp
     seed: shuffling and augmentation seed.
     train: augment and shuffle (default: ``split == 'train'``).
     clip_length, image_size: clip shape (16 x 112 x 112 in the paper).
-    num_epochs, shard_index, shard_count, worker_count, worker_buffer_size, read_threads, prefetch_batches,
-      skip_corrupt, start_step,
-      log_every, log_fn: as ``tfds_source.make_pipeline``.
+    num_epochs, shard_index, shard_count, worker_count, worker_buffer_size: as ``tfds_source.make_pipeline``.
+    read_threads, prefetch_batches, skip_corrupt, start_step, log_every, log_fn: as ``tfds_source.make_pipeline``.
     mean, std: normalisation (ImageNet statistics by default).
 
   Returns:

@@ -5,16 +5,16 @@ and batched: (N, L, C), (N, H, W, C) or (N, D, H, W, C); kernels are (*kernel_si
 
 Modes, for an effective kernel ``ke = dilation * (k - 1) + 1``:
 
-============  ==========================  =============  ===============================================
-mode          padding (lo, hi)            out (stride 1)  meaning
-============  ==========================  =============  ===============================================
-``valid``     (0, 0)                      n - ke + 1     V-Conv: no padding
-``same``      ((ke-1)//2, rest)           n              S-Conv: zeros, symmetric like PyTorch
-``circular``  as ``same``, wrapped        n              S-Conv-circ: the signal is a torus
-``reflect``   as ``same``, mirrored       n              ``jnp.pad(mode='reflect')`` (edge not repeated)
-``replicate`` as ``same``, edge repeated  n              ``jnp.pad(mode='edge')``
-``full``      (ke-1, ke-1)                n + ke - 1     F-Conv: every tap meets every input pixel
-============  ==========================  =============  ===============================================
+=============  ==========================  ==============  ===============================================
+mode           padding (lo, hi)            out (stride 1)  meaning
+=============  ==========================  ==============  ===============================================
+``valid``      (0, 0)                      n - ke + 1      V-Conv: no padding
+``same``       ((ke-1)//2, rest)           n               S-Conv: zeros, symmetric like PyTorch
+``circular``   as ``same``, wrapped        n               S-Conv-circ: the signal is a torus
+``reflect``    as ``same``, mirrored       n               ``jnp.pad(mode='reflect')`` (edge not repeated)
+``replicate``  as ``same``, edge repeated  n               ``jnp.pad(mode='edge')``
+``full``       (ke-1, ke-1)                n + ke - 1      F-Conv: every tap meets every input pixel
+=============  ==========================  ==============  ===============================================
 
 For any stride ``s`` the output length is ``floor((n + lo + hi - ke) / s) + 1``. All same-size modes sample
 the same grid: output ``i`` is centred on input ``i * s`` (unlike ``lax``'s 'SAME', which pads (0, 1) for
