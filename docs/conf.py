@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 
 DOCS = os.path.dirname(os.path.abspath(__file__))
@@ -21,6 +22,8 @@ ROOT = os.path.dirname(DOCS)
 sys.path.insert(0, ROOT)  # the checkout's jaxborders / train / configs, also without `pip install -e`
 sys.path.insert(0, os.path.join(DOCS, "_ext"))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# autosummary writes the API stubs here on every build; start empty so a removed module leaves no stale page.
+shutil.rmtree(os.path.join(DOCS, "_autosummary"), ignore_errors=True)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 project = "jaxborders"
