@@ -43,8 +43,9 @@ extensions = [
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}  # .rst first: autosummary writes .rst stubs
-exclude_patterns = ["_build", "results/README.md", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "results", "_generated", "**.ipynb_checkpoints"]  # included into pages, not pages
 templates_path = ["_templates"]
+smartquotes = False  # docstrings quote commands ("--config") in plain indented blocks: keep "--" as typed
 html_theme = "furo"
 html_title = "jaxborders"
 

@@ -2,10 +2,10 @@
 
     python -m jaxborders.models.summary resnet50 --conv_mode full --size 224
     python -m jaxborders.models.summary resnet3d_18 --conv_mode full --size 112 --frames 16
-    python -m jaxborders.models.summary --all --size 64 --frames 8 --markdown docs/_generated/model_zoo.md
+    python -m jaxborders.models.summary --all --models "resnet18,vgg*" --size 64 --markdown docs/_generated/model_zoo.md
 
-``--all`` tabulates every registered model (or the ``--models`` patterns) × ``--conv_modes`` × ``--antialias``
-options with the measured CPU time of one batch-1 forward pass (the page ``docs/models.md`` includes that file).
+``--all`` tabulates every registered model (or the ``--models`` patterns) × ``--conv_modes`` × ``--antialias_list``
+with the best wall time of ``--repeats`` batch-1 forward passes (``docs/models.md`` includes the files it writes).
 
 FLOPs are XLA's count for one forward pass in eval mode (a multiply-add counts 2), from the compiled
 executable's cost analysis (``jax.stages.Compiled.cost_analysis``); no data is run. Shapes come from
@@ -102,10 +102,11 @@ def _input_shape(model: nn.Module, size: int, frames: int, channels: int | None)
 
 
 def zoo_rows(patterns: list[str], conv_modes: list[str], antialiases: list[str], size: int, frames: int,
-             channels: int | None = None, repeats: int = 3, log=print) -> list[dict[str, Any]]:
+             channels: int | None = None, repeats: int = 3, log=print, on_row=None) -> list[dict[str, Any]]:
   """One row per registered model (matching any of ``patterns``) × conv mode × antialias that the model accepts.
 
   A combination a family does not offer (its constructor raises ``ValueError``) is left out and logged.
+  ``on_row(rows)`` is called after every row (the CLI rewrites its markdown file: a long run keeps its progress).
   """
   names = sorted({n for p in patterns for n in list_models() if fnmatch.fnmatch(n, p)})
   rows = []
@@ -125,6 +126,8 @@ def zoo_rows(patterns: list[str], conv_modes: list[str], antialiases: list[str],
                      "params": info["params"], "flops": cost["flops"], "ms": cost["ms"],
                      "final_feature_map": info["final_feature_map"]})
         log(f"  {name:<14} {conv_mode:<9} {antialias:<16} {rows[-1]['flops'] or 0:>14,.0f} FLOPs {cost['ms']:8.1f} ms")
+        if on_row is not None:
+          on_row(rows)
   return rows
 
 
@@ -151,14 +154,17 @@ def zoo_markdown(rows: list[dict[str, Any]], command: str) -> str:
 def main_all(args: argparse.Namespace, argv: list[str] | None) -> list[dict[str, Any]]:
   """``--all``: the model-zoo table (printed, and written to ``--markdown`` if given)."""
   import sys
+  command = "python -m jaxborders.models.summary " + " ".join(sys.argv[1:] if argv is None else argv)
+
+  def write(rows: list[dict[str, Any]]) -> None:
+    if args.markdown:
+      with open(args.markdown, "w") as f:
+        f.write(zoo_markdown(rows, command))
+
   rows = zoo_rows(args.models.split(","), args.conv_modes.split(","), args.antialias_list.split(","), args.size,
-                  args.frames or 8, None if args.channels_all is None else args.channels_all, args.repeats)
-  shown = " ".join(sys.argv[1:] if argv is None else argv)
-  text = zoo_markdown(rows, f"python -m jaxborders.models.summary {shown}")
-  print(text)
-  if args.markdown:
-    with open(args.markdown, "w") as f:
-      f.write(text)
+                  args.frames or 8, args.channels_all, args.repeats, on_row=write)
+  write(rows)
+  print(zoo_markdown(rows, command))
   return rows
 
 
