@@ -11,11 +11,11 @@ statistics) wall time, XLA's FLOP count of both compiled programs (``compiled.co
 the compiled train step (``compiled.memory_analysis()``: arguments + outputs + temporaries, an upper bound on
 the peak), with ``full / same`` ratios of time and FLOPs (issue 5's target: time ratio no worse than the FLOP
 ratio). Beside them, where PyTorch is installed, minimal PyTorch ResNet-18/50 for ``same`` (torchvision v1) and
-``full`` (CWB's F-Conv recipe, SPEC §2), written here because torchvision is not a dependency; PyTorch runs
+``full`` (CWB's F-Conv recipe, docs/models.md), written here because torchvision is not a dependency; PyTorch runs
 NCHW on CPU, channels-last + AMP (bfloat16) on a GPU when ``--dtype bfloat16``.
 
 Blur = ``blur:triangle:3`` (the Tri-3 filter of the shift-robustness study), ``aps`` = adaptive polyphase
-sampling with circular convolutions (SPEC §4). Timings are medians of ``--repeats`` interleaved calls.
+sampling with circular convolutions (docs/antialiasing.md). Timings are medians of ``--repeats`` interleaved calls.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def bench_jax(name: str, variant: str, shape: tuple[int, ...], dtype, num_classe
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Minimal PyTorch ResNets (2D): 'same' = torchvision v1, 'full' = CWB resnet_fconv (SPEC §2).
+# Minimal PyTorch ResNets (2D): 'same' = torchvision v1, 'full' = CWB resnet_fconv (docs/models.md).
 
 
 def torch_resnet(depth: int, mode: str, num_classes: int = 1000):

@@ -1,4 +1,4 @@
-"""Border-distance sweep (F-Conv paper Exp 1, Fig. 4; SPEC §5), CPU scale.
+"""Border-distance sweep (F-Conv paper Exp 1, Fig. 4; docs/experiments.md), CPU scale.
 
     python -m train.main --config configs/border_sweep.py --workdir /tmp/border_sweep
 

@@ -1,4 +1,4 @@
-"""Border-distance sweep at the paper's full size (F-Conv paper Exp 1, Fig. 4; SPEC §5) — for GPU users.
+"""Border-distance sweep at the paper's full size (F-Conv paper Exp 1, Fig. 4; docs/experiments.md) — for GPU users.
 
     python -m train.main --config configs/border_sweep_paper.py --workdir /data/border_sweep_paper \
         --config.data.image_source=imagenet --config.data.data_dir=/data/tfds   # the paper's images (optional)

@@ -8,7 +8,7 @@
 16 runs (4 depths × 2 border modes × 2 anti-aliasing settings), each ``rn50_full.py``'s recipe on the 200
 ImageNet-A classes of ImageNet-1k (``data.dataset='imagenet200'``, ~20% of ImageNet: 5× faster per epoch):
 SGD lr 0.1 momentum 0.9 wd 1e-4, batch 256, 90 epochs, ×0.1 at 30 / 60, bfloat16. BlurPool: Tri-3.
-Evaluation images are resized to 288 and centre-cropped to 288 (SPEC §5); the report hook (``train.eval``
+Evaluation images are resized to 288 and centre-cropped to 288 (docs/experiments.md); the report hook (``train.eval``
 via ``train/reports/shift_study.py``) takes 224 windows at diagonal offsets 0..64 (diagonal accuracy, mean
 over offsets), consistency with two random offsets in [0, 64) and 5 passes, circular consistency, adversarial
 shift accuracy, equivariance heat maps, and writes ``eval.md`` in Table 2's layout.
@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.name = "resnet18"
   config.model.num_classes = 200
   config.data.dataset = "imagenet200"
-  config.data.eval_image_size = 288  # SPEC §5: resize 288, centre crop 288; 224 windows at offsets 0..64
+  config.data.eval_image_size = 288  # docs/experiments.md: resize 288, centre crop 288; 224 windows at offsets 0..64
   config.data.eval_resize_size = 288
   config.sweep.model = ml_collections.ConfigDict({
       "name": ("resnet18", "resnet34", "resnet50", "resnet101"),

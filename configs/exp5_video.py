@@ -9,7 +9,7 @@
 6 runs (3D ResNet-18 / 34 / 50 × same / full; F-Conv is spatial-only, as the paper: padding (1, 2, 2) in
 (T, H, W)). Data (``jaxborders.data.video``): frame folders ``root/<class>/<video>/frame_00001.jpg`` and the
 official split files, fold 1; 16-frame clips at 112×112, multiscale corner crop + flip for training.
-Recipe (SPEC §5; Hara et al.): SGD lr 0.1 momentum 0.9 weight decay 1e-3, reduce-on-plateau ×0.1 on the
+Recipe (docs/experiments.md; Hara et al.): SGD lr 0.1 momentum 0.9 weight decay 1e-3, reduce-on-plateau ×0.1 on the
 validation loss (patience 10), batch 128, 200 epochs (the batch size and length are Hara et al.'s, not stated
 in the F-Conv paper). bfloat16 compute.
 

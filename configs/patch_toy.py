@@ -1,4 +1,4 @@
-"""Patch-location toy (F-Conv paper Fig. 1; SPEC §2): one 5×5 conv -> ReLU -> global max -> Linear(1, 2).
+"""Patch-location toy (F-Conv paper Fig. 1; docs/models.md): one 5×5 conv -> ReLU -> global max -> Linear(1, 2).
 
     python -m train.main --config configs/patch_toy.py --workdir /tmp/patch_toy
 

@@ -1,4 +1,4 @@
-"""Red-Green (F-Conv paper Exp 2, SPEC §5): one border mode, one seed.
+"""Red-Green (F-Conv paper Exp 2, docs/experiments.md): one border mode, one seed.
 
     python -m train.main --config configs/redgreen.py --config.model.conv_mode=full --workdir /tmp/rg_full
 

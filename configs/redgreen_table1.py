@@ -1,4 +1,4 @@
-"""Red-Green Table 1 of the F-Conv paper: all four border modes × seeds, with the report (SPEC §5).
+"""Red-Green Table 1 of the F-Conv paper: all four border modes × seeds, with the report (docs/experiments.md).
 
     python -m train.main --config configs/redgreen_table1.py --workdir runs/table1
     python -m train.main --config configs/redgreen_table1.py --config.seeds="(0,1,2,3,4,5,6,7,8,9)"  # full protocol

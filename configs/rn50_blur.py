@@ -1,4 +1,4 @@
-"""ImageNet-1k ResNet-50, S-Conv + BlurPool (anti-aliased downsampling, BlurPool paper; SPEC §3).
+"""ImageNet-1k ResNet-50, S-Conv + BlurPool (anti-aliased downsampling, BlurPool paper; docs/antialiasing.md).
 
     python -m train.main --config configs/rn50_blur.py --workdir gs://BUCKET/rn50_blur \
         --config.data.data_dir=/path/to/tensorflow_datasets

@@ -1,4 +1,4 @@
-"""ImageNet-1k ResNet-50 with F-Conv (full convolution, F-Conv paper; SPEC §2, §5): the base of the rn50 family.
+"""ImageNet-1k ResNet-50 with F-Conv (full convolution, F-Conv paper; docs/models.md, docs/experiments.md): the base of the rn50 family.
 
     python -m train.main --config configs/rn50_full.py --workdir gs://BUCKET/rn50_full \
         --config.data.data_dir=/path/to/tensorflow_datasets

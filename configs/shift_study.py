@@ -1,4 +1,4 @@
-"""CPU-scale shift-robustness study (F-Conv paper Exp 3 / BlurPool paper, SPEC §5): the Table 2 story offline.
+"""CPU-scale shift-robustness study (F-Conv paper Exp 3 / BlurPool paper, docs/experiments.md): the Table 2 story offline.
 
     python -m train.main --config configs/shift_study.py --workdir /tmp/shift_study
 

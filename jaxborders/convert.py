@@ -11,9 +11,9 @@ module path (``layer1_0`` -> ``layer1.0``: a ``_<digits>`` suffix is a Sequentia
 adjustments (ResNet: ``downsample_conv`` / ``downsample_bn`` -> ``downsample.0`` / ``.1``; VGG:
 ``vgg.torch_layer_names``; DenseNet: a ``features.`` prefix), and each leaf a torch attribute:
 
-=======================  ===========================  =====================================================
-Flax                     torch                        layout
-=======================  ===========================  =====================================================
+========================= ===========================  =====================================================
+Flax                      torch                        layout
+========================= ===========================  =====================================================
 params ``kernel`` (conv)  ``weight``                   (*k, I, O) <-> (O, I, *k)
 params ``kernel`` (dense) ``weight``                   (I, O) <-> (O, I)
 params ``scale``          ``weight`` (BatchNorm)
@@ -22,7 +22,7 @@ batch_stats ``mean``      ``running_mean``
 batch_stats ``var``       ``running_var``
 (none)                    ``num_batches_tracked``      optional on import (old torchvision files lack it);
                                                        exported as ``num_batches_tracked`` (default 0)
-=======================  ===========================  =====================================================
+========================= ===========================  =====================================================
 
 Naming ``'antialiased'`` (antialiased-cnns, and CWB's ``models_fconv_lpf``, which uses the same modules): in a
 stride-2 block the BlurPool sits in a Sequential before the conv that follows it, so ResNet's

@@ -1,6 +1,6 @@
 """PyTorch <-> Flax conversion: logits equal PyTorch references, exact round trips, strict key checks, files.
 
-The PyTorch references are written here from SPEC §2-§3 (torchvision ResNet v1 naming; F-Conv per CWB; BlurPool
+The PyTorch references are written here from docs/models.md, docs/antialiasing.md (torchvision ResNet v1 naming; F-Conv per CWB; BlurPool
 per antialiased-cnns), independently of the JAX code: random weights and random BatchNorm statistics, eval mode.
 """
 
@@ -19,7 +19,7 @@ from jaxborders import convert  # noqa: E402
 from jaxborders.models import get_model  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------------------
-# PyTorch references (torchvision module names; `full` = CWB F-Conv, `taps` = AA BlurPool; SPEC §2, §3).
+# PyTorch references (torchvision module names; `full` = CWB F-Conv, `taps` = AA BlurPool; docs/models.md, docs/antialiasing.md).
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -168,7 +168,7 @@ def compare(torch_model, jax_model, size: int = 64, seed: int = 1) -> float:
 
 @pytest.mark.parametrize("depth,mode", [(18, "same"), (50, "same"), (18, "full")])
 def test_logits_match_torch(depth, mode):
-  # same = torchvision ResNet v1 layout; full = an independent re-statement of SPEC §2 (CWB resnet_fconv).
+  # same = torchvision ResNet v1 layout; full = an independent re-statement of docs/models.md (CWB resnet_fconv).
   err = compare(torch_resnet(depth, full=mode == "full"), get_model(f"resnet{depth}", conv_mode=mode, num_classes=10))
   assert err < 1e-4, err
 

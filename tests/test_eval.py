@@ -96,7 +96,7 @@ def test_metrics_agree_with_hand_computed_values():
 
 
 def test_circular_aps_resnet_is_exactly_circular_invariant():
-  """SPEC §4: circular padding + APS + global average pooling: 100% circular consistency before training."""
+  """docs/antialiasing.md: circular padding + APS + global average pooling: 100% circular consistency before training."""
   from jaxborders.models import get_model
   model = get_model("resnet18", conv_mode="circular", antialias="aps", num_classes=10, width=2)
   images = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))

@@ -24,6 +24,12 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
   client.execute()  # raises CellExecutionError (with the cell and traceback) if any cell fails
   outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
   assert "quick mode" in outputs and "circular conv equivariant: True" in outputs
+  assert "patch location, same conv" in outputs
   assert "consistency" in outputs and "Diagonal accuracy" in outputs
-  runs = json.loads((tmp_path / "work" / "eval.json").read_text())["runs"]
+  runs = json.loads((tmp_path / "work" / "shift_study" / "eval.json").read_text())["runs"]
   assert [r["variant"] for r in runs] == ["S", "F"]
+  # Quick mode shows the effect: S-Conv reads the patch's corner in some seed, F-Conv is exactly at chance.
+  toy = json.loads((tmp_path / "work" / "patch_toy" / "summary.json").read_text())["runs"]
+  by_mode = {m: [r["metrics"]["test/accuracy"] for r in toy if r["overrides"]["model.conv_mode"] == m]
+             for m in ("same", "full")}
+  assert max(by_mode["same"]) == 1.0 and by_mode["full"] == [0.5] * len(by_mode["full"]), by_mode

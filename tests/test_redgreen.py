@@ -1,4 +1,4 @@
-"""Red-Green data (SPEC §5): box positions and values, labels, dissimilar shift, split independence, leak flag."""
+"""Red-Green data (docs/experiments.md): box positions and values, labels, dissimilar shift, split independence, leak flag."""
 
 import ml_collections
 import numpy as np

@@ -22,7 +22,7 @@ MODES = ("same", "full", "circular", "valid", "reflect", "replicate")
 
 
 # Hara's 3D ResNet (kenshohara/3D-ResNets-PyTorch models/resnet.py, shortcut B) with CWB's F-Conv pads
-# (resnet_fconv.py: spatial-only; resnet_fconv_tem.py: temporal), written from SPEC §2.
+# (resnet_fconv.py: spatial-only; resnet_fconv_tem.py: temporal), written from docs/models.md.
 class TorchBasic3d(tnn.Module):
   expansion = 1
 

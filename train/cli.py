@@ -33,7 +33,6 @@ def list_configs(config_dir: str = CONFIG_DIR) -> list[tuple[str, str]]:
     with open(path) as f:
       doc = ast.get_docstring(ast.parse(f.read())) or ""
     first = doc.splitlines()[0] if doc else ""
-    first = re.sub(r"\s*\(SPEC §[\d, §]+\)|[;,]\s*SPEC §[\d, §]+", "", first)  # notes kept outside the repository
     out.append((os.path.relpath(path), first))
   return out
 

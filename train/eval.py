@@ -2,20 +2,20 @@
 
 Restores the tested parameters of every run of the config (all sweep points × seeds, the trainer's layout:
 ``DIR`` itself for a single run, ``DIR/<sweep point>/seed_<s>/`` otherwise) from its orbax checkpoint and
-computes on the evaluation split (``jaxborders.ops.metrics``):
+computes on the evaluation split (docs/experiments.md, ``jaxborders.ops.metrics``):
 
-==========================  ==============================================================================
-``accuracy``                top-1 on the centre ``crop`` window of each evaluation image
-``consistency``             same argmax for two ``crop`` windows at random offsets in [0, max_offset)
-``circular_consistency``    same argmax for two rolls in [-m, m) of the centre window (APS paper)
-``diagonal``                accuracy of the window at (o, o) for o = 0..max_offset, and its mean (Table 2)
-``adversarial``             correct at every shift within ±m of the centre window, per m (BlurPool Fig. 9)
+============================  ==============================================================================
+``accuracy``                  top-1 on the centre ``crop`` window of each evaluation image
+``consistency``               same argmax for two ``crop`` windows at random offsets in [0, max_offset)
+``circular_consistency``      same argmax for two rolls in [-m, m) of the centre window (APS paper)
+``diagonal``                  accuracy of the window at (o, o) for o = 0..max_offset, and its mean (Table 2)
+``adversarial``               correct at every shift within ±m of the centre window, per m (BlurPool Fig. 9)
 ``classification_variation``  std over the diagonal offsets of p(correct class) (BlurPool §4.2)
-``equivariance``            per layer, cosine distance of Shift(F(X)) and F(Shift(X)) for circular shifts in
-                            [0, m)² of the centre window (BlurPool Fig. 4); maps that grow (F-Conv, valid)
-                            have no circular equivariance and are listed under ``skipped``
-``filter_tv``               normalised total variation of every conv kernel (BlurPool Fig. 7)
-==========================  ==============================================================================
+``equivariance``              per layer, cosine distance of Shift(F(X)) and F(Shift(X)) for circular shifts in
+                              [0, m)² of the centre window (BlurPool Fig. 4); maps that grow (F-Conv, valid)
+                              have no circular equivariance and are listed under ``skipped``
+``filter_tv``                 normalised total variation of every conv kernel (BlurPool Fig. 7)
+============================  ==============================================================================
 
 The protocol follows from the data: ``crop`` is the training image size and ``max_offset`` the evaluation
 images' extra size (ImageNet with ``data.eval_image_size=288``, ``eval_resize_size=288``: 224 windows at offsets

@@ -12,7 +12,7 @@ source builds a small offline stand-in from the photos that ship inside the scik
   so **no test pixel is seen in training** (``REGION_BANDS`` of ``jaxborders.data.patches``).
 * ``train`` and ``val`` are ``image_size`` crops at uniformly random positions; ``test`` crops are
   ``image_size + eval_margin`` on a side — the shift protocol's larger evaluation images (ImageNet: 288 for a
-  224 network, SPEC §5), from which ``train.eval`` takes ``image_size`` windows at offsets 0..eval_margin.
+  224 network, docs/experiments.md), from which ``train.eval`` takes ``image_size`` windows at offsets 0..eval_margin.
 
 Images are float32 in [0, 1], channels last. Everything is a pure function of the config and ``data_seed``:
 every run seed sees the same data. Example counts are per class; examples are shuffled across classes.

@@ -1,4 +1,4 @@
-"""Patch-location toy (F-Conv paper Fig. 1; the "rook" notebook of the reference code; SPEC §2).
+"""Patch-location toy (F-Conv paper Fig. 1; the "rook" notebook of the reference code; docs/models.md).
 
 The *identical* natural-image patch is placed at the top-left (class 0) or the bottom-right (class 1) corner of
 a black ``image_size`` grayscale image. A network of one 5×5 conv -> ReLU -> global max -> linear is invariant to

@@ -1,4 +1,4 @@
-"""Quadrant location task (F-Conv paper Exp 1, Fig. 4-5; SPEC §5).
+"""Quadrant location task (F-Conv paper Exp 1, Fig. 4-5; docs/experiments.md).
 
 A natural image of ``patch_size`` is pasted into a black ``canvas_size`` canvas at the top-left (class 0) or the
 bottom-right (class 1); then a black border of ``border`` pixels is added on all four sides. A translation-

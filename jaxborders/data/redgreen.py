@@ -1,4 +1,4 @@
-"""The Red-Green data set of the F-Conv paper (Exp 2, SPEC §5), generated in memory.
+"""The Red-Green data set of the F-Conv paper (Exp 2, docs/experiments.md), generated in memory.
 
 32×32×3 black images with two 4×4 boxes of value 1, one in channel 0 (red), one in channel 1 (green).
 Class 0: red left of green, rows near the top (offset 7); class 1: green left of red, rows near the bottom
@@ -33,7 +33,7 @@ OFFSETS = (7, 23)  # row offset of class 0 (top) and class 1 (bottom)
 DISSIMILAR_SHIFT = 16  # rows: class 0 moves down, class 1 up
 
 DEFAULTS: dict[str, Any] = dict(
-    train_size=2000,  # reference sizes (SPEC §5)
+    train_size=2000,  # reference sizes (docs/experiments.md)
     val_size=1000,
     test_size=1000,
     data_seed=1988,  # the reference's seed; the data are the same for every run seed, as in the reference

@@ -145,7 +145,7 @@ def make_pipeline(name: DatasetName, split: str, *, batch_size: int, seed: int =
       order and pad the last batches (``mask`` 0) so that every process runs the same number of steps.
     image_size: output side (default 224 for ImageNet, 32 for CIFAR-10).
     resize_size: ImageNet evaluation: shorter side before the central crop (default
-      ``round(image_size / 0.875)``, 256 for 224; the shift protocol of SPEC §5 uses 288 with image_size 288).
+      ``round(image_size / 0.875)``, 256 for 224; the shift protocol of docs/experiments.md uses 288 with image_size 288).
     augment: training augmentation (ImageNet: random-resized crop + flip; CIFAR-10: pad-4 crop + flip).
       ``False`` trains on evaluation-style images (the BlurPool paper's no-augmentation CIFAR setting).
     num_epochs: passes over the data (None: forever when training; evaluation defaults to 1).

@@ -14,7 +14,7 @@ distributed: UCF101 ``ucfTrainTestlist/`` (``classInd.txt``, ``trainlist0{1,2,3}
 
   mkdir -p ROOT/<class>/<video> && ffmpeg -i <video>.avi -vf scale=-2:128 -q:v 2 ROOT/<class>/<video>/frame_%05d.jpg
 
-(TFDS's ``ucf101`` builder needs TensorFlow even to read, so it is not used; see SPEC §5.)
+(TFDS's ``ucf101`` builder needs TensorFlow even to read, so it is not used; see docs/experiments.md.)
 
 Training clips: 16 consecutive frames from a random start (looped when the video is shorter), one
 multiscale corner crop (scales 1 .. 1/2 of the shorter side, centre or a corner) resized to 112 and one
@@ -228,9 +228,8 @@ def make_video_pipeline(dataset: VideoDatasetName, root: str, split_dir: str, sp
     seed: shuffling and augmentation seed.
     train: augment and shuffle (default: ``split == 'train'``).
     clip_length, image_size: clip shape (16 x 112 x 112 in the paper).
-    num_epochs, shard_index, shard_count, worker_count, worker_buffer_size, read_threads, prefetch_batches,
-      skip_corrupt, start_step,
-      log_every, log_fn: as ``tfds_source.make_pipeline``.
+    num_epochs, shard_index, shard_count, worker_count, worker_buffer_size: as ``tfds_source.make_pipeline``.
+    read_threads, prefetch_batches, skip_corrupt, start_step, log_every, log_fn: as ``tfds_source.make_pipeline``.
     mean, std: normalisation (ImageNet statistics by default).
 
   Returns:

@@ -7,17 +7,17 @@ that is zero-padded in time and full in space.
 
 Modes, for an effective kernel ``ke = dilation * (k - 1) + 1``:
 
-============  ==========================  =============  ===============================================
-mode          padding (lo, hi)            out (stride 1)  meaning
-============  ==========================  =============  ===============================================
-``valid``     (0, 0)                      n - ke + 1     V-Conv: no padding
-``same``      ((ke-1)//2, rest)           n              S-Conv: zeros, symmetric like PyTorch
-``circular``  as ``same``, wrapped        n              S-Conv-circ: the signal is a torus
-``reflect``   as ``same``, mirrored       n              ``jnp.pad(mode='reflect')`` (edge not repeated)
-``replicate`` as ``same``, edge repeated  n              ``jnp.pad(mode='edge')``
-``full``      (ke-1, ke-1)                n + ke - 1     F-Conv: every tap meets every input pixel
-``partial``   as ``same``, zeros          n              partial-convolution padding (Liu et al. 2018)
-============  ==========================  =============  ===============================================
+=============  ==========================  ==============  ===============================================
+mode           padding (lo, hi)            out (stride 1)  meaning
+=============  ==========================  ==============  ===============================================
+``valid``      (0, 0)                      n - ke + 1      V-Conv: no padding
+``same``       ((ke-1)//2, rest)           n               S-Conv: zeros, symmetric like PyTorch
+``circular``   as ``same``, wrapped        n               S-Conv-circ: the signal is a torus
+``reflect``    as ``same``, mirrored       n               ``jnp.pad(mode='reflect')`` (edge not repeated)
+``replicate``  as ``same``, edge repeated  n               ``jnp.pad(mode='edge')``
+``full``       (ke-1, ke-1)                n + ke - 1      F-Conv: every tap meets every input pixel
+``partial``    as ``same``, zeros          n               partial-convolution padding (Liu et al. 2018)
+=============  ==========================  ==============  ===============================================
 
 ``partial`` is ``same`` with every output rescaled by (taps in the window) / (taps on real pixels), per dim (see
 ``partial_ratio``). For any stride ``s`` the output length is ``floor((n + lo + hi - ke) / s) + 1``. All same-size

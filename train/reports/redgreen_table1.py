@@ -12,10 +12,10 @@ import numpy as np
 
 MODES = ("valid", "same", "circular", "full")
 LABELS = {"valid": "valid (V-Conv)", "same": "same-zero (S-Conv)", "circular": "same-circular", "full": "full-zero (F-Conv)"}
-# SPEC §5: published Table 1 (mean ± std over 10 seeds), similar / dissimilar test accuracy in %.
+# docs/experiments.md: published Table 1 (mean ± std over 10 seeds), similar / dissimilar test accuracy in %.
 PUBLISHED = {"valid": ((100.0, 0.0), (0.2, 0.1)), "same": ((99.8, 0.1), (8.4, 0.7)),
              "circular": ((73.7, 1.0), (73.7, 1.0)), "full": ((89.7, 0.5), (89.7, 0.5))}
-# SPEC §5: the reference script with independent draws (2 seeds).
+# docs/experiments.md: the reference script with independent draws (2 seeds).
 REFERENCE_INDEPENDENT = {"valid": (100.0, 0.6), "same": (99.3, 5.2), "circular": (61.9, 61.9), "full": (85.6, 85.6)}
 
 

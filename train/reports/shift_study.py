@@ -1,4 +1,4 @@
-"""Report of the CPU-scale shift-robustness study (``configs/shift_study.py``; F-Conv paper Exp 3, SPEC §5).
+"""Report of the CPU-scale shift-robustness study (``configs/shift_study.py``; F-Conv paper Exp 3, docs/experiments.md).
 
 Runs ``train.eval`` on every trained run (writing its ``eval.json``, ``eval.md`` and plots into the workdir),
 then writes ``shift_study.md`` — per run (mean ± std over seeds): accuracy, consistency, circular consistency,
