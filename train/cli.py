@@ -12,7 +12,6 @@ import ast
 import importlib.util
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
