@@ -207,3 +207,13 @@ def test_full_disk_fails_fast_in_one_line_and_keeps_the_last_checkpoint(tmp_path
     if proc.poll() is None:
       proc.kill()
       proc.wait()
+
+
+def test_every_shipped_config_passes_the_checks():
+  """The checks refuse only bad values: every experiment config validates (e.g. data sizes of 0 meaning 'derive')."""
+  import glob
+  import importlib
+  for path in sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))):
+    name = os.path.basename(path)[:-3]
+    if name != "__init__":
+      config_lib.validate(importlib.import_module(f"configs.{name}").get_config())

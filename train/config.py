@@ -213,10 +213,11 @@ def check_ranges(c: ml_collections.ConfigDict) -> None:
       _finite(c, key, low, strict)
   for key in ("seed",):
     _int_at_least(c, key, 0)
-  for key, value in flat.items():
-    if key.startswith("data.") and key.endswith("_size") and isinstance(value, (int, float)) and not isinstance(
-        value, bool):
-      _int_at_least(c, key, 1)
+  for key, value in flat.items():  # split sizes must hold examples; other data sizes may be 0 ("derive")
+    if key.startswith("data.") and (key.endswith("_size") or key.endswith("_per_class")) and isinstance(
+        value, (int, float)) and not isinstance(value, bool):
+      split_size = key.split(".")[-1].split("_")[0] in ("train", "val", "test")
+      _int_at_least(c, key, 1 if split_size else 0)
   if "num_classes" in c.model:
     _int_at_least(c, "model.num_classes", 2, " (a classifier needs two classes)")
   for s in c.schedule.step_epochs:
