@@ -45,6 +45,9 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}  # .rst first: autosummary writes .rst stubs
 exclude_patterns = ["_build", "results", "_generated", "**.ipynb_checkpoints"]  # included into pages, not pages
 templates_path = ["_templates"]
+# A bare type name in a signature (``Programs``) that two modules document, because one re-exports the other's
+# class (train.trainer re-exports train.steps.Programs), is one object under two names: not worth a warning.
+suppress_warnings = ["ref.python"]
 smartquotes = False  # docstrings quote commands ("--config") in plain indented blocks: keep "--" as typed
 html_theme = "furo"
 html_title = "jaxborders"
@@ -121,5 +124,26 @@ def _escape_docstring(app, what, name, obj, options, lines: list[str]) -> None:
       literal_indent = indent
 
 
+def _python_domain():
+  """Sphinx's Python domain, except that one class re-exported by several modules is not a duplicate.
+
+  autodoc documents a re-exported class under each module's ``__all__`` with ``:canonical:`` pointing at its
+  defining module (``jaxborders.nn.downsample.AntiAlias`` is also listed by ``jaxborders.nn``,
+  ``jaxborders.models`` and ``jaxborders.models.common``). Sphinx registers every such canonical name as an alias
+  and warns when two aliases of the same object meet before the definition itself; they describe one object.
+  """
+  from sphinx.domains.python import PythonDomain
+
+  class ReexportingPythonDomain(PythonDomain):
+    def note_object(self, name, objtype, node_id, aliased=False, location=None):
+      other = self.objects.get(name)
+      if aliased and other is not None and other.aliased:
+        return  # the same canonical name from another re-exporting module
+      super().note_object(name, objtype, node_id, aliased=aliased, location=location)
+
+  return ReexportingPythonDomain
+
+
 def setup(app):
+  app.add_domain(_python_domain(), override=True)
   app.connect("autodoc-process-docstring", _escape_docstring, priority=600)

@@ -47,8 +47,8 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...], flops: bool = True
     flops: compile the eval-mode forward pass to read XLA's FLOP count (seconds on CPU for a ResNet-50).
 
   Returns:
-    ``{'params', 'flops' (per example, or None), 'features': {name: spatial shape} in network order,
-    'final_feature_map'}``.
+    A dict with keys ``params``, ``flops`` (per example, or None), ``features`` (``{name: spatial shape}`` in
+    network order) and ``final_feature_map``.
   """
   x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)
   variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)

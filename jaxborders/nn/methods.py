@@ -79,7 +79,8 @@ class LPSPool(MethodDownsampler):
 
   Attributes:
     hidden: hidden channels H of the scoring network (``None``: ``max(1, C // 8)``, the ratio of the authors'
-      ResNet-18 ImageNet configuration, ``configs/logits_channels/resnet18_imagenet.json``).
+      ResNet-18 ImageNet configuration, ``logits_channels/resnet18_imagenet.json`` in the configs folder of
+      raymondyeh07/learnable_polyphase_sampling).
     kernel_size: scoring conv window per spatial dim (the authors': 3).
     blur_size: circular binomial blur before the selection (1 = none), as for APS.
     score_mode: border mode of the scoring convs (``circular``: exactly invariant).
