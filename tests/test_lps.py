@@ -14,7 +14,8 @@ import jaxborders as jb
 
 
 def ref_components(x: np.ndarray, strides) -> list[np.ndarray]:
-  phases = itertools.product(*(range(s) for s in strides))
+  """The polyphase components in the official APS order: the first axis's offset varies fastest."""
+  phases = [p[::-1] for p in itertools.product(*(range(s) for s in strides[::-1]))]
   return [x[(slice(None), *(slice(p, None, s) for p, s in zip(phase, strides)), slice(None))] for phase in phases]
 
 
@@ -77,7 +78,7 @@ def test_ties_index_reuse_and_straight_through():
   logits = jnp.array([[1.0, 5.0, 5.0, 0.0], [2.0, 2.0, 2.0, 2.0]])  # ties: the lowest index wins
   y, index = jb.lps_pool(x, logits)
   assert index.tolist() == [1, 0]
-  np.testing.assert_array_equal(y[0], x[0, 0::2, 1::2])
+  np.testing.assert_array_equal(y[0], x[0, 1::2, 0::2])  # component 1: row offset 1 (the row offset runs fastest)
   np.testing.assert_array_equal(y[1], x[1, 0::2, 0::2])
   y2, index2 = jb.lps_pool(x, None, index=index)  # a shortcut reuses the choice without logits
   np.testing.assert_array_equal(y2, y)
@@ -94,7 +95,7 @@ def test_ties_index_reuse_and_straight_through():
 def ref_unpool(y, weights, strides):
   rank = y.ndim - 2
   out = np.zeros((y.shape[0], *(n * s for n, s in zip(y.shape[1:-1], strides)), y.shape[-1]), y.dtype)
-  for p, phase in enumerate(itertools.product(*(range(s) for s in strides))):
+  for p, phase in enumerate(q[::-1] for q in itertools.product(*(range(s) for s in strides[::-1]))):
     sl = (slice(None), *(slice(o, None, s) for o, s in zip(phase, strides)), slice(None))
     out[sl] += y * weights[:, p].reshape(-1, *([1] * (rank + 1)))
   return out

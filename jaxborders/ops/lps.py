@@ -21,8 +21,9 @@ circular stacks with global pooling, for *any* weights, in inference mode.
 LPU (up, ``lps_unpool``): the shift-equivariant upsampling that puts each sample back at the phase LPD chose and
 zeros elsewhere (the authors' ``lps_upsampleV2``): ``lps_unpool(*lps_pool(x))`` is circularly shift-equivariant.
 
-Differences from the authors' code: any stride and 1-3 spatial dims (theirs: 2D stride 2); component order is
-row-major over the phases (``polyphase_components``), which matches their ``split_polyV2``; the scoring
+Differences from the authors' code: any stride and 1-3 spatial dims (theirs: 2D stride 2); the component order is
+that of ``polyphase_components`` (the official APS order: the first axis's offset varies fastest), while their
+``split_polyV2`` enumerates row-major, which only decides which of two exactly tied components wins; the scoring
 network's border mode is an argument (theirs: ``logits_pad``, ``circular`` by default).
 """
 
@@ -76,8 +77,8 @@ def lps_logits(x: jax.Array, scorer: LpsScorer, stride: int | Sequence[int] = 2,
   Example:
     >>> s = LpsScorer(jnp.ones((3, 3, 1, 1)), jnp.zeros(1), jnp.ones((3, 3, 1, 1)), jnp.zeros(1))
     >>> x = jnp.zeros((1, 4, 4, 1)).at[0, 1, 0, 0].set(1.)
-    >>> lps_logits(x, s).tolist()  # only component 2 (rows 1::2, cols 0::2) holds the pixel
-    [[0.0, 0.0, 20.25, 0.0]]
+    >>> lps_logits(x, s).tolist()  # only component 1 (rows 1::2, cols 0::2) holds the pixel
+    [[0.0, 20.25, 0.0, 0.0]]
   """
   rank = spatial_rank("x", x.shape)
   strides = as_tuple("stride", stride, rank)
@@ -149,7 +150,7 @@ def lps_pool(x: jax.Array, logits: jax.Array | None = None, stride: int | Sequen
     >>> x = jnp.arange(16.).reshape(1, 4, 4, 1)
     >>> y, index = lps_pool(x, jnp.array([[0., 3., 1., 3.]]))  # tie between 1 and 3: the first wins
     >>> int(index[0]), y[0, :, :, 0].tolist()
-    (1, [[1.0, 3.0], [9.0, 11.0]])
+    (1, [[4.0, 6.0], [12.0, 14.0]])
   """
   rank = spatial_rank("x", x.shape)
   strides = as_tuple("stride", stride, rank)
@@ -183,11 +184,12 @@ def polyphase_merge(components: jax.Array, stride: int | Sequence[int] = 2) -> j
   n, p, small, c = components.shape[0], components.shape[1], components.shape[2:-1], components.shape[-1]
   if p != math.prod(strides):
     raise ValueError(f"components has {p} phases but stride {strides} makes {math.prod(strides)}.")
-  y = components.reshape(n, *strides, *small, c)
-  # (N, s1, s2, .., n1, n2, .., C) -> (N, n1, s1, n2, s2, .., C)
+  # The components' phases run first axis fastest (the official APS order): (N, .., s2, s1, n1, n2, .., C).
+  y = components.reshape(n, *strides[::-1], *small, c)
+  # -> (N, n1, s1, n2, s2, .., C)
   order = [0]
   for i in range(rank):
-    order += [1 + rank + i, 1 + i]
+    order += [1 + rank + i, rank - i]
   y = y.transpose(*order, 2 * rank + 1)
   return y.reshape(n, *(m * s for m, s in zip(small, strides)), c)
 
