@@ -141,6 +141,24 @@ def test_model_matrix(name, conv_mode, antialias):
   check_forward_backward(name, conv_mode, antialias)
 
 
+# The later methods (jaxborders.nn.methods), registered in the same antialias factory as BlurPool and APS.
+LATER_METHODS = ("lps", "adaptive:3:2", "afc", "flc")
+
+
+@pytest.mark.parametrize("antialias", LATER_METHODS)
+def test_later_methods_train_a_step(antialias):
+  """Each later method as the zoo's ResNet-18 downsampling: builds, trains a step, finite non-zero gradients."""
+  check_forward_backward("resnet18", "circular", antialias)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("antialias", LATER_METHODS)
+@pytest.mark.parametrize("conv_mode", ("same", "circular", "full"))
+@pytest.mark.parametrize("name", list_models())
+def test_later_methods_matrix(name, conv_mode, antialias):
+  check_forward_backward(name, conv_mode, antialias)
+
+
 def _blocks(prefix_stages):
   return [n for s, blocks in enumerate(prefix_stages, 1) for n in [f"layer{s}.{b}" for b in range(blocks)]
           + [f"stage{s}"]]
