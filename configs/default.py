@@ -30,8 +30,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "redgreen_net"  # a name of jaxborders.models.list_models()
-  # Further model.* keys are constructor kwargs of that model (checked against its signature).
-  config.model.conv_mode = "same"  # border mode: valid, same, circular, reflect, replicate, full
+  # Further model.* keys are constructor kwargs of that model (checked against its signature), and optionally
+  # model.pretrained: starting weights of a fresh run (a registered checkpoint name, a URL, a .pth / .safetensors /
+  # .msgpack file, or True for the model's default; jaxborders.models.pretrained); another num_classes gets a new head.
+  config.model.conv_mode = "same"  # border mode: valid, same, circular, reflect, replicate, partial, full
   config.model.num_classes = 2
 
   config.data = ml_collections.ConfigDict()

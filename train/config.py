@@ -72,7 +72,7 @@ def check_keys(config: ml_collections.ConfigDict) -> None:
   if unknown:
     raise _unknown("config", unknown, [k for k in valid if k.split(".")[0] not in OPEN_SECTIONS + FREE_SECTIONS]
                    + [f"{s}.*" for s in OPEN_SECTIONS] + ["sweep.<any key>"])
-  model_valid = ["name"] + model_kwargs_names(config.model.name)
+  model_valid = ["name", "pretrained"] + model_kwargs_names(config.model.name)
   bad = [f"model.{k}" for k in config.model.keys() if k not in model_valid]
   if bad:
     raise _unknown("model", bad, [f"model.{k}" for k in model_valid])
@@ -300,7 +300,7 @@ def available_reports() -> list[str]:
 def model_kwargs(c: ml_collections.ConfigDict) -> dict[str, Any]:
   """Constructor kwargs of the model from the config (``dtype`` from ``precision`` when accepted)."""
   import jax.numpy as jnp
-  kwargs = {k: v for k, v in c.model.items() if k != "name"}
+  kwargs = {k: v for k, v in c.model.items() if k not in ("name", "pretrained")}  # pretrained: loaded by train.run
   for k, v in kwargs.items():
     if isinstance(v, (list, tuple)):
       kwargs[k] = tuple(v)

@@ -206,6 +206,8 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
                       "batch statistics would be per microbatch; set microbatch_size=0.")
 
   run = Run(config, run_dir, state, data, label)
+  if run.resume_step is None and config.model.get("pretrained"):
+    run.state = _with_pretrained(run.state, model, config)  # a fresh run starts from the named weights
   progress = Progress(data.total_steps, int(run.state.step), config.batch_size, label)
   epoch_times = []
   epoch = epochs.first_epoch(run, data.steps_per_epoch)
@@ -228,6 +230,22 @@ def run_one(config: ml_collections.ConfigDict, run_dir: str, mesh: Any, label: s
     run.close()
   run.epoch = epoch  # (streams resumed at their last step never enter the loop: the epoch follows from the step)
   return _finish(run, run_dir, evaluate, seed, epoch_times, progress, t_start)
+
+
+def _with_pretrained(state: TrainState, model: Any, config: ml_collections.ConfigDict) -> TrainState:
+  """``state`` with the parameters (and BatchNorm statistics) of ``config.model.pretrained``; a head of another
+  class count stays freshly initialised (``jaxborders.models.pretrained.load_pretrained``)."""
+  from jaxborders.models.pretrained import load_pretrained
+  fresh = {"params": sharding_lib.to_host(state.params), "batch_stats": sharding_lib.to_host(state.batch_stats)}
+  try:
+    loaded = load_pretrained(model, config.model.pretrained, model_name=config.model.name, variables=fresh,
+                             progress=False)
+  except ValueError as e:
+    raise ConfigError(f"model.pretrained={config.model.pretrained!r}: {e}") from None
+  put = lambda new, old: jax.tree.map(lambda n, o: jax.device_put(jnp.asarray(n, o.dtype), o.sharding), new, old)
+  return state.replace(params=put(loaded["params"], state.params),
+                       batch_stats=put(loaded.get("batch_stats", {}), state.batch_stats) if state.batch_stats else
+                       state.batch_stats)
 
 
 def _finish(run: Run, run_dir: str, evaluate: Evaluator, seed: int, epoch_times: list[float], progress: Progress,
