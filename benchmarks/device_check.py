@@ -889,9 +889,9 @@ def section_train(plan: Plan, budget: Budget, work: Path, backend: str, dry_run:
       image_size=plan.train_image_size, width=plan.train_width, model=plan.train_model, dtype=plan.train_dtype,
       log_every=max(1, plan.train_steps // 4)))
   result["config"] = config.read_text()
-  # absl's --logger_levels shows the pipeline's throughput lines (logging.info of jaxborders.data.tfds_source).
+  # absl's --logger_levels shows the pipeline's throughput lines (logging.info of jaxborders.data.pipeline).
   cmd = [sys.executable, "-m", "train.main", "--config", str(config), "--workdir", str(workdir),
-         "--logger_levels=jaxborders.data.tfds_source:INFO"]
+         "--logger_levels=jaxborders.data.pipeline:INFO"]
   result["command"] = " ".join(cmd[1:])
   t0 = time.perf_counter()
   env = child_env(backend)
