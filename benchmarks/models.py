@@ -5,7 +5,8 @@
     python -m benchmarks.models --dtype bfloat16      # e.g. on a GPU (whatever jax.devices() gives is used)
     python benchmarks/models.py --models resnet18 --variants same,full --batch 2
 
-For each model and variant (``same``, ``full``, ``same+blur``, ``full+blur``, ``aps``):
+For each model and variant (``same``, ``full``, ``same+blur``, ``full+blur``, ``aps``; on request the later methods
+``lps``, ``adaptive``, ``afc``, ``flc``, each with circular convolutions as ``aps``):
 forward (eval mode) and forward+backward (train mode: cross-entropy, grads of all parameters, BatchNorm batch
 statistics) wall time, XLA's FLOP count of both compiled programs (``compiled.cost_analysis()``) and memory of
 the compiled train step (``compiled.memory_analysis()``: arguments + outputs + temporaries, an upper bound on
@@ -44,7 +45,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "same+blur": dict(conv_mode="same", antialias="blur:triangle:3"),
     "full+blur": dict(conv_mode="full", antialias="blur:triangle:3"),
     "aps": dict(conv_mode="circular", antialias="aps"),
+    # The later methods (jaxborders.nn.methods), with circular convolutions as APS; not in the default run.
+    "lps": dict(conv_mode="circular", antialias="lps"),
+    "adaptive": dict(conv_mode="circular", antialias="adaptive:3:8"),
+    "afc": dict(conv_mode="circular", antialias="afc"),
+    "flc": dict(conv_mode="circular", antialias="flc"),
 }
+DEFAULT_VARIANTS = ("same", "full", "same+blur", "full+blur", "aps")
 
 
 def _cost(compiled: Any) -> dict[str, float | None]:
@@ -276,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   p.add_argument("--out", default="benchmarks/results/models.json", help="JSON output path")
   p.add_argument("--quick", action="store_true", help="small inputs (64x64, 3D 16x32x32), batch 2, 1 repeat")
   p.add_argument("--models", default="resnet18,resnet50,resnet3d_18")
-  p.add_argument("--variants", default=",".join(VARIANTS), help=f"subset of {list(VARIANTS)}")
+  p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"subset of {list(VARIANTS)}")
   p.add_argument("--batch", type=int, default=None, help="default 8 (quick: 2)")
   p.add_argument("--size", type=int, default=None, help="2D input size (default 224; quick 64)")
   p.add_argument("--video", default=None, help="3D input T,H,W (default 16,112,112; quick 16,32,32)")

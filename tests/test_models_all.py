@@ -145,7 +145,8 @@ def test_model_matrix(name, conv_mode, antialias):
 LATER_METHODS = ("lps", "adaptive:3:2", "afc", "flc")
 
 
-@pytest.mark.parametrize("antialias", LATER_METHODS)
+@pytest.mark.parametrize("antialias", ["lps", "adaptive:3:2", pytest.param("afc", marks=pytest.mark.slow),
+                                       pytest.param("flc", marks=pytest.mark.slow)])  # afc/flc: same factory path
 def test_later_methods_train_a_step(antialias):
   """Each later method as the zoo's ResNet-18 downsampling: builds, trains a step, finite non-zero gradients."""
   check_forward_backward("resnet18", "circular", antialias)
