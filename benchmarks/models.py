@@ -84,7 +84,9 @@ def bench_jax(name: str, variant: str, shape: tuple[int, ...], dtype, num_classe
 
   def train_step(params, stats, x, labels):
     def loss_fn(p):
-      logits, new = model.apply({"params": p, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
+      # rngs: LPS samples its polyphase component in training.
+      logits, new = model.apply({"params": p, "batch_stats": stats}, x, train=True, mutable=["batch_stats"],
+                                rngs={"dropout": jax.random.key(1)})
       loss = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels).mean()
       return loss, new["batch_stats"]
     (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
