@@ -88,7 +88,11 @@ class Bottleneck(nn.Module):
     if mode == "full":  # keep the shortcut aligned with the grown main branch (CWB's bottleneck pad 1)
       residual = jnp.pad(residual, ((0, 0), (1, 1), (1, 1), (0, 0)))
     if self.downsample:
-      residual, _ = down(residual, train, index)
+      # The shortcut's own layer (same method, the main branch's polyphase index): a method with parameters, such as
+      # adaptive anti-aliasing, must not share them across the two branches' channel counts.
+      shortcut_down = downsampler(self.antialias if self.stride > 1 else None, self.stride, self.conv_mode,
+                                  name="downsample_down")
+      residual, _ = shortcut_down(residual, train, index)
       residual = Conv(self.planes * EXPANSION, 1, down.preceding_stride, use_bias=False, dtype=self.dtype,
                       kernel_init=conv_init, name="downsample_0")(residual)
       residual = _bn(train, self.dtype, "downsample_1", momentum=0.9)(residual)
