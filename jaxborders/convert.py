@@ -107,10 +107,11 @@ def _resnet_filters(model: nn.Module, naming: str) -> dict[str, tuple[int, ...]]
   aa = parse_antialias(model.antialias)
   size = aa.size if aa.method == "blur" else 3
   k = (size,) * model.rank
-  names = {"maxpool.1.filt": (64, 1, *k)}
+  base = model.width  # the stem's channels; the stages have width * (1, 2, 4, 8), as in ResNet.__call__
+  names = {"maxpool.1.filt": (base, 1, *k)}
   expansion = 1 if model.block == "basic" else 4
-  in_ch = 64 * expansion
-  for stage, width in enumerate((128, 256, 512), start=2):
+  in_ch = base * expansion
+  for stage, width in enumerate((2 * base, 4 * base, 8 * base), start=2):
     main = "conv2.0.filt" if model.block == "basic" else "conv3.0.filt"
     names[f"layer{stage}.0.{main}"] = (width, 1, *k)
     names[f"layer{stage}.0.downsample.0.filt"] = (in_ch, 1, *k)

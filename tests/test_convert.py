@@ -217,6 +217,22 @@ def test_round_trip_torch_flax_torch(depth):
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), again, variables)
 
 
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_blurpool_buffers_follow_the_model_width(name):
+  # antialiased-cnns' BlurPool keeps a (channels, 1, k, k) ``filt`` buffer in front of a conv (``<branch>.0.filt``
+  # before ``<branch>.1.weight``): its channel count is that conv's input channel count, narrow ResNets included.
+  model = get_model(name, num_classes=3, width=8, antialias="blur:binomial:5")
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros(model.example_input_shape(1)))
+  variables = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+  sd = convert.to_torch_state_dict(model, variables, naming="antialiased")
+  filters = {k: tuple(v.shape) for k, v in sd.items() if k.endswith(".filt")}
+  assert len(filters) == 7 and filters.pop("maxpool.1.filt") == (8, 1, 5, 5)  # the stem's 8 channels
+  for key, shape in filters.items():
+    following_conv = sd[key.replace(".0.filt", ".1.weight")]
+    assert shape == (following_conv.shape[1], 1, 5, 5), key
+  np.testing.assert_allclose(sd["layer2.0.downsample.0.filt"][0, 0].numpy().sum(), 1.0, rtol=1e-6)
+
+
 def test_old_torchvision_files_without_num_batches_tracked_load():
   tm = torch_resnet(18)
   sd = {k: v for k, v in tm.state_dict().items() if not k.endswith("num_batches_tracked")}
