@@ -110,8 +110,8 @@ def _grid_models(name, modes=MODES, antialias=ANTIALIAS, **kwargs):
   return [(m, a, get_model(name, conv_mode=m, antialias=a, num_classes=3, **kwargs)) for m in modes for a in antialias]
 
 
-@pytest.mark.parametrize("name, stage_sizes", [("resnet18", (1, 1, 1, 1)),
-                                               pytest.param("resnet50", None, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name, stage_sizes", [pytest.param("resnet18", (1, 1, 1, 1), id="resnet18"),
+                                               pytest.param("resnet50", None, id="resnet50", marks=pytest.mark.slow)])
 def test_every_combination_traces_forward_backward_and_sizes_agree(name, stage_sizes):
   # Tracing (no compile): every mode × antialias builds, differentiates and updates BN stats at a small input.
   # The quick run traces one block per stage (every block kind: stage 1 starts with an identity block, the
