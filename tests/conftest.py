@@ -4,8 +4,8 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The tests' networks are tiny: on the CPU, XLA's compile time (mostly LLVM's optimisation of the generated code)
-# dominates their run time, and skipping LLVM's optimisation passes halves it (a ResNet-50 train step at width 4:
-# ~45 s -> ~20 s on 2 cores) at the same run time for these shapes. The XLA graph passes are unchanged, so the
+# dominates their run time, and skipping LLVM's optimisation passes roughly halves it (a ResNet-50 train step at
+# width 4, say) at about the same run time for these shapes. The XLA graph passes are unchanged, so the
 # programs compute the same functions. Set in the environment, it also reaches every subprocess a test starts
 # (train.main, benchmarks). An explicit --xla_backend_optimization_level in XLA_FLAGS wins; on an accelerator
 # (benchmarks/device_check.py runs tests there) the default stays.
