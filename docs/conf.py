@@ -23,7 +23,11 @@ sys.path.insert(0, ROOT)  # the checkout's jaxborders / train / configs, also wi
 sys.path.insert(0, os.path.join(DOCS, "_ext"))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # autosummary writes the API stubs here on every build; start empty so a removed module leaves no stale page.
-shutil.rmtree(os.path.join(DOCS, "_autosummary"), ignore_errors=True)
+# JAXBORDERS_DOCS_KEEP_STUBS=1 keeps them, for a second builder run right after a build on the same doctrees
+# (tests/test_docs.py's doctest run): autosummary rewrites only the stubs whose text changed, so Sphinx reads no
+# page again (deleting them would make it re-read, and re-import for autodoc, every API page).
+if not os.environ.get("JAXBORDERS_DOCS_KEEP_STUBS"):
+  shutil.rmtree(os.path.join(DOCS, "_autosummary"), ignore_errors=True)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 project = "jaxborders"
