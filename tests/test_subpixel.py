@@ -90,6 +90,7 @@ def ideal_net(x):
   return (h * h).mean(axis=(1, 2)) @ _HEAD
 
 
+@jax.jit
 def strided_net(x):
   """A stride-4 circular conv without anti-aliasing, ReLU, global mean, linear head: aliases."""
   return jax.nn.relu(jb.conv(x, _W, "circular", strides=4)).mean(axis=(1, 2)) @ _HEAD
@@ -116,7 +117,7 @@ def test_subpixel_metrics_recomputed_from_their_definition():
   pairs = jax.random.uniform(key, (2, n, 2, 2), jnp.float32, -0.5, 0.5)  # the documented draw
   same = []
   for p in range(2):
-    for i in range(n):
+    for i in range(n):  # one image at a time, each shift as its own per-axis float tuple
       a, b = (int(jnp.argmax(strided_net(jb.fourier_shift(IMAGES[i:i + 1], tuple(pairs[p, i, k].tolist())))))
               for k in range(2))
       same.append(a == b)

@@ -283,7 +283,13 @@ def fourier_shift(x: jax.Array, shift: float | Sequence[float] | jax.Array | np.
     [0.0, 0.0, 1.0, 0.0, 0.0]
   """
   rank = spatial_rank("x", x.shape)
-  shifts = _float_shifts(shift, rank, x.shape[0])
+  return _fourier_shift(x, _float_shifts(shift, rank, x.shape[0]))
+
+
+@jax.jit
+def _fourier_shift(x: jax.Array, shifts: jax.Array) -> jax.Array:
+  """``fourier_shift`` on checked (N, rank) float32 shifts: one compiled program per input shape and dtype."""
+  rank = x.ndim - 2
   out_dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
   whole = jnp.round(shifts)
   fraction = shifts - whole
