@@ -87,10 +87,15 @@ def test_constant_and_circularly_invariant_features_encode_none(noise):
     assert result["mae"] < 1.1 * mean_predictor_mae(pattern), (name, result)
 
 
-def test_position_information_on_a_zoo_model_in_network_order():
+@pytest.fixture(scope="module")
+def zoo():
   model = get_model("redgreen_net", conv_mode="same")
   images = jb.position_free_images(jax.random.key(0), 6, (8, 8, 3))
-  variables = model.init(jax.random.key(1), images)
+  return model, model.init(jax.random.key(1), images), images
+
+
+def test_position_information_on_a_zoo_model_in_network_order(zoo):
+  model, variables, images = zoo
   result = jb.position_information(model, variables, images, key=jax.random.key(2), patterns=("horizontal",),
                                    steps=20)
   spatial = [k for k, v in intermediates(model, variables, images).items() if v.ndim == 4]
@@ -133,7 +138,7 @@ def test_position_free_images():
   assert float(jb.position_free_images(key, 2, (3, 3, 1), "black").max()) == 0.0
 
 
-def test_bad_input_names_argument_and_choices():
+def test_bad_input_names_argument_and_choices(zoo):
   f = jnp.zeros((4, 5, 5, 2))
   key = jax.random.key(0)
   with pytest.raises(ValueError, match="readout='mlp' is not supported; accepted values: 'conv3x3', 'linear'"):
@@ -156,7 +161,8 @@ def test_bad_input_names_argument_and_choices():
     jb.position_free_images(key, 2, (4, 4, 3), "gray")
   with pytest.raises(ValueError, match="key must be a jax.random key"):
     jb.probe_position(f, "horizontal", key=0)
-  model = get_model("redgreen_net")
-  images = jnp.zeros((2, 8, 8, 3))
+  model, variables, images = zoo
   with pytest.raises(ValueError, match="layers=.*accepted layer names.*'relu1'"):
-    jb.position_information(model, model.init(key, images), images, key=key, layers=["logits"])
+    jb.position_information(model, variables, images, key=key, layers=["logits"])
+  with pytest.raises(ValueError, match="images must have shape"):
+    jb.position_information(model, variables, images[:1], key=key)
