@@ -30,7 +30,8 @@ the data cannot support (no margin: no crop shifts) are listed under
 
 Writes into ``DIR``: ``eval.json`` (everything, per run, plus the settings), ``eval.md`` (the F-Conv paper's
 Table 2 layout — rows: architecture, columns: S / F / S+Blur / F+Blur — and a table of every metric), and PNG
-plots: ``diagonal_shift.png`` (accuracy vs diagonal offset), ``subpixel_shift.png`` (accuracy vs sub-pixel shift), ``adversarial_shift.png`` (BlurPool Fig. 9),
+plots: ``diagonal_shift.png`` (accuracy vs diagonal offset), ``subpixel_shift.png`` (accuracy vs sub-pixel
+shift), ``adversarial_shift.png`` (BlurPool Fig. 9),
 ``consistency_accuracy.png`` (BlurPool Fig. 1/6 scatter), ``filter_tv.png`` (Fig. 7) and
 ``equivariance_<run>.png`` (Fig. 4 heat maps, one panel per layer).
 """

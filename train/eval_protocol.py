@@ -113,7 +113,8 @@ def protocol(settings: dict[str, Any], train_shape: Sequence[int], eval_shape: S
   adv_crop = max_offset // 2 if adv < 0 else min(adv, max_offset // 2)
   adv_crop = min(adv_crop, 8) if adv < 0 else adv_crop
   return dict(rank=rank, crop=tuple(int(c) for c in crop), max_offset=int(max_offset),
-              circular_max_shift=int(circular), subpixel_max_shift=float(settings["subpixel_max_shift"]), adversarial_max_shift=int(adv_crop if max_offset else (8 if adv < 0 else adv)),
+              circular_max_shift=int(circular), subpixel_max_shift=float(settings["subpixel_max_shift"]),
+              adversarial_max_shift=int(adv_crop if max_offset else (8 if adv < 0 else adv)),
               adversarial_kind="crop" if max_offset else "circular", eval_size=tuple(int(e) for e in eval_shape[:-1]))
 
 
