@@ -409,7 +409,9 @@ def probe_position(features: Any, pattern: str | Any, *, key: jax.Array, steps: 
     raise ValueError(f"features must hold at least 2 images (one to train on, one to score), got N = "
                      f"{maps[0].shape[0]}.")
   if isinstance(pattern, str):
-    _check_names("pattern", (pattern,), PATTERNS)
+    if pattern not in PATTERNS:
+      raise ValueError(f"pattern={pattern!r} is not supported; pass a float (H, W) map or one of: "
+                       f"{', '.join(map(repr, PATTERNS))}.")
     height = max(m.shape[1] for m in maps)
     width = max(m.shape[2] for m in maps)
     target = position_patterns(height, width, (pattern,))[pattern]

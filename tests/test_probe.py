@@ -143,7 +143,7 @@ def test_bad_input_names_argument_and_choices(zoo):
   key = jax.random.key(0)
   with pytest.raises(ValueError, match="readout='mlp' is not supported; accepted values: 'conv3x3', 'linear'"):
     jb.probe_position(f, "horizontal", key=key, readout="mlp")
-  with pytest.raises(ValueError, match="pattern=.*'diagonal'.*'horizontal', 'vertical', 'gaussian'"):
+  with pytest.raises(ValueError, match="pattern='diagonal' is not supported; pass a float .* 'horizontal', 'vertical', 'gaussian'"):
     jb.probe_position(f, "diagonal", key=key)
   with pytest.raises(ValueError, match="names=.*'horizontal', 'vertical'"):
     jb.position_patterns(4, 4, ("up",))
