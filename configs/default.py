@@ -78,6 +78,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.shift.diagonal_step = 1  # spacing of the diagonal offsets
   config.eval.shift.passes = 5  # consistency passes over the split (the papers: 5)
   config.eval.shift.circular_max_shift = 0  # rolls in [-m, m); 0: max_offset // 2, or crop // 2 if no margin
+  # Sub-pixel (band-limited Fourier, circular) shifts of the centre window: consistency under two random shifts
+  # in [-m, m) per axis (0 disables it), and accuracy at each diagonal shift (s, s) listed (() disables it).
+  config.eval.shift.subpixel_max_shift = 0.5
+  config.eval.shift.subpixel_shifts = (0.0, 0.25, 0.5, 0.75, 1.0)
   config.eval.shift.adversarial_max_shift = -1  # m = 0..this; -1: min(max_offset // 2, 8) (crop) or 8 (circular)
   config.eval.shift.equivariance_max_shift = 8  # heat-map shifts [0, m)^2 (0 disables the heat maps)
   config.eval.shift.equivariance_examples = 32  # images for the heat maps

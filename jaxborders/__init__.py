@@ -31,7 +31,9 @@ from jaxborders.ops.metrics import *  # noqa: F401,F403
 from jaxborders.ops.padding import *  # noqa: F401,F403
 from jaxborders.ops.shifts import *  # noqa: F401,F403
 from jaxborders import nn  # noqa: E402  (layers import the ops above)
+from jaxborders import probe as _probe  # noqa: E402  (analysis layer: imports the models)
+from jaxborders.probe import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"
 __all__ = [*_padding.__all__, *_filters.__all__, *_aps.__all__, *_shifts.__all__, *_metrics.__all__,
-           *_lps.__all__, *_adaptive.__all__, *_alias_free.__all__, *_flc.__all__, "nn"]
+           *_lps.__all__, *_adaptive.__all__, *_alias_free.__all__, *_flc.__all__, *_probe.__all__, "nn"]

@@ -77,6 +77,21 @@ def test_metrics_agree_with_hand_computed_values():
   same = [logits(roll(i, pairs[p, i, 0])).argmax() == logits(roll(i, pairs[p, i, 1])).argmax()
           for p in range(2) for i in range(n)]
   assert out["circular_consistency"] == pytest.approx(100 * np.mean(same))
+  # Sub-pixel: the metric's documented draw (key fold 2), each image Fourier-shifted with NumPy's FFT.
+  def fourier(x, shift):
+    for axis, t in zip((1, 2), shift):
+      k = np.fft.fftfreq(x.shape[axis]) * x.shape[axis]
+      phase = np.exp(-2j * np.pi * k * t / x.shape[axis]).reshape([-1 if a == axis else 1 for a in range(x.ndim)])
+      x = np.fft.ifft(np.fft.fft(x, axis=axis) * phase, axis=axis).real  # crop 8 even: Nyquist keeps cos(pi t)
+    return x
+  pairs = np.asarray(jax.random.uniform(jax.random.fold_in(key, 2), (2, n, 2, 2), jnp.float32, -0.5, 0.5))
+  same = [logits(fourier(centred[i:i + 1], pairs[p, i, 0])).argmax() ==
+          logits(fourier(centred[i:i + 1], pairs[p, i, 1])).argmax() for p in range(2) for i in range(n)]
+  assert out["subpixel_consistency"] == pytest.approx(100 * np.mean(same))
+  sub = [100 * np.mean(logits(fourier(centred, (s, s))).argmax(-1) == labels) for s in (0, 0.25, 0.5, 0.75, 1)]
+  assert out["subpixel_accuracy"]["shifts"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+  np.testing.assert_allclose(out["subpixel_accuracy"]["accuracy"], sub)
+  assert out["subpixel_accuracy"]["mean"] == pytest.approx(np.mean(sub))
   # Adversary: correct at every window within ±m of the centre.
   for m, acc in zip(out["adversarial"]["max_shift"], out["adversarial"]["accuracy"]):
     ok = np.ones(n, bool)
@@ -174,7 +189,8 @@ def test_eval_command_line_writes_every_report_file(trained):
                         env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "Diagonal accuracy" in proc.stdout and "eval.json" in proc.stdout
-  for f in ("eval.json", "eval.md", "diagonal_shift.png", "adversarial_shift.png", "consistency_accuracy.png",
+  for f in ("eval.json", "eval.md", "diagonal_shift.png", "adversarial_shift.png", "subpixel_shift.png",
+            "consistency_accuracy.png",
             "filter_tv.png", "equivariance_conv_mode=same.png", "equivariance_conv_mode=circular.png"):
     assert os.path.getsize(os.path.join(workdir, f)) > 0, f
   with open(os.path.join(workdir, "eval.json")) as fh:
@@ -186,9 +202,10 @@ def test_eval_command_line_writes_every_report_file(trained):
       per_run = json.load(fh)
     assert per_run["protocol"]["crop"] == [16, 16] and per_run["protocol"]["max_offset"] == 4
     assert len(per_run["diagonal"]["accuracy"]) == 5 and 0 <= per_run["consistency"] <= 100
+    assert 0 <= per_run["subpixel_consistency"] <= 100 and len(per_run["subpixel_accuracy"]["accuracy"]) == 5
     assert list(per_run["equivariance"]) == ["relu1", "relu2", "relu3", "relu4", "pre_logits"]
   text = open(os.path.join(workdir, "eval.md")).read()
-  assert "| model | S | C |" in text and "| redgreen_net |" in text
+  assert "| model | S | C |" in text and "| redgreen_net |" in text and "sub-px cons." in text
   proc = subprocess.run([sys.executable, "-m", "train.eval", "--config", config_path, "--workdir",
                          os.path.join(workdir, "missing")], cwd=ROOT, env=env, capture_output=True, text=True,
                         timeout=600)

@@ -47,6 +47,7 @@ def test_tiny_study_writes_its_report(tmp_path, capsys):
     assert os.path.getsize(tmp_path / f) > 0, f
   text = (tmp_path / "shift_study.md").read_text()
   assert "| antialias=none,conv_mode=same | 1 |" in text and "offset (o, o)" in text
+  assert "sub-pixel consistency" in text and "Fourier shift (s, s)" in text
   runs = json.loads((tmp_path / "eval.json").read_text())["runs"]
   assert [r["variant"] for r in runs] == ["S", "F"]
   assert all(len(r["diagonal"]["accuracy"]) == 5 for r in runs)

@@ -8,6 +8,10 @@ computes on the evaluation split (docs/experiments.md, ``jaxborders.ops.metrics`
 ``accuracy``                  top-1 on the centre ``crop`` window of each evaluation image
 ``consistency``               same argmax for two ``crop`` windows at random offsets in [0, max_offset)
 ``circular_consistency``      same argmax for two rolls in [-m, m) of the centre window (APS paper)
+``subpixel_consistency``      same argmax for two band-limited (Fourier) shifts in [-m, m) per axis of the centre
+                              window (sub-pixel; ``eval.shift.subpixel_max_shift``)
+``subpixel_accuracy``         accuracy of the centre window at each diagonal Fourier shift (s, s) of
+                              ``eval.shift.subpixel_shifts``: ``{"shifts", "accuracy", "mean"}``
 ``diagonal``                  accuracy of the window at (o, o) for o = 0..max_offset, and its mean (Table 2)
 ``adversarial``               correct at every shift within ±m of the centre window, per m (BlurPool Fig. 9)
 ``classification_variation``  std over the diagonal offsets of p(correct class) (BlurPool §4.2)
@@ -26,7 +30,7 @@ the data cannot support (no margin: no crop shifts) are listed under
 
 Writes into ``DIR``: ``eval.json`` (everything, per run, plus the settings), ``eval.md`` (the F-Conv paper's
 Table 2 layout — rows: architecture, columns: S / F / S+Blur / F+Blur — and a table of every metric), and PNG
-plots: ``diagonal_shift.png`` (accuracy vs diagonal offset), ``adversarial_shift.png`` (BlurPool Fig. 9),
+plots: ``diagonal_shift.png`` (accuracy vs diagonal offset), ``subpixel_shift.png`` (accuracy vs sub-pixel shift), ``adversarial_shift.png`` (BlurPool Fig. 9),
 ``consistency_accuracy.png`` (BlurPool Fig. 1/6 scatter), ``filter_tv.png`` (Fig. 7) and
 ``equivariance_<run>.png`` (Fig. 4 heat maps, one panel per layer).
 """

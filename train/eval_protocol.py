@@ -113,8 +113,15 @@ def protocol(settings: dict[str, Any], train_shape: Sequence[int], eval_shape: S
   adv_crop = max_offset // 2 if adv < 0 else min(adv, max_offset // 2)
   adv_crop = min(adv_crop, 8) if adv < 0 else adv_crop
   return dict(rank=rank, crop=tuple(int(c) for c in crop), max_offset=int(max_offset),
-              circular_max_shift=int(circular), adversarial_max_shift=int(adv_crop if max_offset else (8 if adv < 0 else adv)),
+              circular_max_shift=int(circular), subpixel_max_shift=float(settings["subpixel_max_shift"]), adversarial_max_shift=int(adv_crop if max_offset else (8 if adv < 0 else adv)),
               adversarial_kind="crop" if max_offset else "circular", eval_size=tuple(int(e) for e in eval_shape[:-1]))
+
+
+def _spatial_shifts(values: Sequence[float], rank: int) -> np.ndarray:
+  """(K,) real shifts of the last two spatial dims as float32 (K, rank) (time, in 3D, stays 0)."""
+  out = np.zeros((len(values), rank), np.float32)
+  out[:, -min(2, rank):] = np.asarray(values, np.float32)[:, None]
+  return out
 
 
 def _spatial_offsets(values: np.ndarray, rank: int) -> np.ndarray:
@@ -220,6 +227,7 @@ def evaluate_variables(model: Any, variables: Any, images: np.ndarray, labels: n
   out["circular_consistency"] = float(M.circular_consistency(apply, centred, jax.random.fold_in(key, 1),
                                                              proto["circular_max_shift"], settings["passes"],
                                                              batch_size))
+  _subpixel(out, apply, centred, labels_j, jax.random.fold_in(key, 2), rank, settings, batch_size)
   ms = list(range(proto["adversarial_max_shift"] + 1))
   adv_crop = crop if proto["adversarial_kind"] == "crop" else None
   adv_images = images[:grid_n] if adv_crop is not None else centred[:grid_n]
@@ -246,6 +254,24 @@ def evaluate_variables(model: Any, variables: Any, images: np.ndarray, labels: n
   out["filter_tv"] = _in_layer_order(model, (1, *crop, images.shape[-1]),
                                      M.filter_total_variation(variables["params"], spatial_dims=rank))
   return out
+
+
+def _subpixel(out: dict[str, Any], apply: Any, centred: jax.Array, labels: jax.Array, key: jax.Array, rank: int,
+              settings: dict[str, Any], batch_size: int | None) -> None:
+  """Sub-pixel (Fourier) shifts of the centre window: ``subpixel_consistency`` (percent) and ``subpixel_accuracy``
+  ({"shifts", "accuracy", "mean"}, the layout of the diagonal curve), or the reason each was skipped."""
+  max_shift = float(settings["subpixel_max_shift"])
+  if max_shift > 0:
+    out["subpixel_consistency"] = float(M.subpixel_consistency(apply, centred, key, max_shift, settings["passes"],
+                                                               batch_size))
+  else:
+    out["skipped"]["subpixel_consistency"] = "eval.shift.subpixel_max_shift = 0"
+  shifts = [float(s) for s in settings["subpixel_shifts"]]
+  if shifts:
+    per = M.fractional_shift_accuracy(apply, centred, labels, _spatial_shifts(shifts, rank), batch_size)
+    out["subpixel_accuracy"] = {"shifts": shifts, "accuracy": per.tolist(), "mean": float(np.mean(per))}
+  else:
+    out["skipped"]["subpixel_accuracy"] = "eval.shift.subpixel_shifts is empty"
 
 
 def _in_layer_order(model: Any, input_shape: Sequence[int], values: dict[str, Any]) -> dict[str, Any]:

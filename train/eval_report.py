@@ -20,6 +20,8 @@ def _mean_std(values: list[float]) -> str:
 def _get(run: dict[str, Any], metric: str) -> float | None:
   if metric == "diagonal":
     return run["diagonal"]["mean"] if "diagonal" in run else None
+  if metric == "subpixel_accuracy":
+    return run["subpixel_accuracy"]["mean"] if "subpixel_accuracy" in run else None
   if metric == "adversarial":
     return run["adversarial"]["accuracy"][-1] if "adversarial" in run else None
   value = run.get(metric)
@@ -27,7 +29,8 @@ def _get(run: dict[str, Any], metric: str) -> float | None:
 
 
 TABLE_METRICS = (("accuracy", "accuracy"), ("consistency", "consistency"), ("circular_consistency", "circ. cons."),
-                 ("diagonal", "diag. acc."), ("adversarial", "adv. acc. (max m)"),
+                 ("subpixel_consistency", "sub-px cons."), ("diagonal", "diag. acc."),
+                 ("subpixel_accuracy", "sub-px acc."), ("adversarial", "adv. acc. (max m)"),
                  ("classification_variation", "class. var."))
 
 
@@ -60,9 +63,10 @@ def markdown(runs: list[dict[str, Any]]) -> str:
   lines += ["", f"Split {proto['split']!r}, {runs[0]['num_examples']} images of {proto['eval_size']}, windows "
             f"{proto['crop']}: diagonal offsets 0..{proto['max_offset']}, consistency offsets in "
             f"[0, {proto['max_offset']}), circular shifts in [-{proto['circular_max_shift']}, "
-            f"{proto['circular_max_shift']}), adversary ({proto['adversarial_kind']}) up to "
+            f"{proto['circular_max_shift']}), sub-pixel (Fourier) shifts in [-{proto.get('subpixel_max_shift', 0)}, "
+            f"{proto.get('subpixel_max_shift', 0)}), adversary ({proto['adversarial_kind']}) up to "
             f"±{proto['adversarial_max_shift']}. Accuracies in %; class. var. = mean std of p(correct) over the "
-            "diagonal offsets.", ""]
+            "diagonal offsets; sub-px acc. = mean accuracy over the diagonal sub-pixel shifts.", ""]
   skipped = {k: v for r in runs for k, v in r["skipped"].items()}
   if skipped:
     lines += ["Not computed: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()), ""]
@@ -111,7 +115,8 @@ def figures_not_drawn(runs: list[dict[str, Any]]) -> dict[str, str]:
   """``{png file: why}`` for the figures whose metric no run computed (they are not written)."""
   skipped = {k: v for r in runs for k, v in r.get("skipped", {}).items()}
   out = {}
-  for filename, metric in (("diagonal_shift.png", "diagonal"), ("adversarial_shift.png", "adversarial")):
+  for filename, metric in (("diagonal_shift.png", "diagonal"), ("adversarial_shift.png", "adversarial"),
+                           ("subpixel_shift.png", "subpixel_accuracy")):
     if not any(metric in r for r in runs):
       out[filename] = skipped.get(metric, f"{metric} was not computed")
   if not any(r.get("equivariance") for r in runs):
@@ -147,14 +152,14 @@ def plot_all(runs: list[dict[str, Any]], workdir: str) -> list[str]:
     plt.close(fig)
     paths.append(path)
 
-  def curves(metric, field, xlabel, ylabel, title, marker, filename):
+  def curves(metric, field, xlabel, ylabel, title, marker, filename, integer=True):
     if filename in not_drawn:
       return
     fig, ax = plt.subplots(figsize=(6, 4))
     for n, g in groups.items():
       if metric in g[0]:
         ax.plot(*_mean_curve(g, metric, field), marker=marker, label=labels[n])
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=integer))
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=7)
     save(fig, filename)
@@ -163,6 +168,8 @@ def plot_all(runs: list[dict[str, Any]], workdir: str) -> list[str]:
          "diagonal_shift.png")
   curves("adversarial", "max_shift", "maximum shift m (pixels)", "accuracy against a shift adversary (%)",
          "Adversarial shift accuracy", "o", "adversarial_shift.png")
+  curves("subpixel_accuracy", "shifts", "diagonal sub-pixel shift (pixels, Fourier)", "top-1 accuracy (%)",
+         "Accuracy vs sub-pixel shift", "o", "subpixel_shift.png", integer=False)
 
   metric, axis_label = _consistency_metric(runs)
   fig, ax = plt.subplots(figsize=(5, 4))

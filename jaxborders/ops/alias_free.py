@@ -17,8 +17,8 @@ low-pass is the outer product of a 1D mask, so the separable per-axis form is th
   ``u`` (their ``UpPolyActPerChannel``). With a polynomial of degree ``d <= 2u - 1`` every alias of the
   products on the upsampled grid falls outside the band that is kept, so the whole activation commutes with
   *every* (also sub-pixel) circular Fourier shift; with ReLU/GELU it is only approximately alias-free.
-* ``fourier_shift``: the circular shift by a real number of samples (bandlimited interpolation); it is the
-  test-side notion of a "half-pixel shift".
+* ``fourier_shift`` (in ``jaxborders.ops.shifts``, re-exported here): the circular shift by a real number of
+  samples (bandlimited interpolation); it is the test-side notion of a "half-pixel shift".
 
 Invariance fine print (why tests use inputs without Nyquist content): the Nyquist bin of a real signal can only
 be shifted by a fraction of a sample by keeping its real part (``cos(pi t)`` times the bin), which no
@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxborders.ops.checks import as_tuple, spatial_rank
+from jaxborders.ops.shifts import fourier_shift  # noqa: F401  (lives with the other shifts; kept importable here)
 
 # The authors' initial coefficients of their per-channel degree-2 polynomial activation (PolyActPerChannel in
 # models/activation.py): c0 + c1 x + c2 x^2, a least-squares fit to a smooth ReLU-like curve.
@@ -140,40 +141,6 @@ def ideal_upsample(x: jax.Array, factor: int | Sequence[int] = 2) -> jax.Array:
   return y.astype(x.dtype)
 
 
-def fourier_shift(x: jax.Array, shift: float | Sequence[float]) -> jax.Array:
-  """Circular shift by a real number of samples: ``out(i) = x(i - shift)`` under bandlimited interpolation.
-
-  Integer shifts equal ``jnp.roll``. For fractional shifts an even axis's Nyquist bin keeps only its real part
-  (``cos(pi * shift)`` times the bin): no real signal can carry a fractional shift there.
-
-  Args:
-    x: (N, *spatial, C), 1-3 spatial dims.
-    shift: float (every spatial dim) or one float per spatial dim; any sign.
-
-  Returns:
-    Same shape and dtype as ``x``.
-
-  Example:
-    >>> x = jnp.array([0., 1., 0., 0.]).reshape(1, 4, 1)
-    >>> [round(v, 4) + 0.0 for v in fourier_shift(x, 1)[0, :, 0].tolist()]
-    [0.0, 0.0, 1.0, 0.0]
-  """
-  rank = spatial_rank("x", x.shape)
-  if isinstance(shift, (int, float, np.integer, np.floating)):
-    shifts = (float(shift),) * rank
-  else:
-    shifts = tuple(float(t) for t in shift)
-    if len(shifts) != rank:
-      raise ValueError(f"shift must be a float or one float per spatial dimension ({rank}), got {shift!r}.")
-  y = _float32(x)
-  for axis, t in enumerate(shifts, start=1):
-    n = y.shape[axis]
-    k = np.arange(n // 2 + 1)
-    phase = np.exp(-2j * np.pi * k * t / n).reshape((-1,) + (1,) * (y.ndim - axis - 1))
-    y = jnp.fft.irfft(jnp.fft.rfft(y, axis=axis) * phase.astype(np.complex64), n=n, axis=axis)
-  return y.astype(x.dtype)
-
-
 def polynomial_activation(x: jax.Array, coeffs: jax.Array | Sequence[float]) -> jax.Array:
   """``sum_i coeffs[i] * x**i`` (Horner). ``coeffs``: (degree + 1,) or (degree + 1, C) for per-channel.
 
@@ -215,5 +182,5 @@ def alias_free_activation(x: jax.Array, fn: Callable[[jax.Array], jax.Array],
   return ideal_downsample(fn(ideal_upsample(x, factors)), factors)
 
 
-__all__ = ["POLY_INIT_COEFFS", "ideal_downsample", "ideal_upsample", "fourier_shift", "polynomial_activation",
+__all__ = ["POLY_INIT_COEFFS", "ideal_downsample", "ideal_upsample", "polynomial_activation",
            "alias_free_activation"]

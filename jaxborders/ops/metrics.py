@@ -11,9 +11,11 @@ once for all shift values (per number of shifts and batch shape). Random shifts 
 function for new parameters of the same shapes).
 
 Results are host values (NumPy float64 scalars and arrays, ready for JSON reports); accuracy-like metrics are in
-percent (as the papers' tables). Shifts come in two kinds, chosen by ``crop_size``: an int / per-dim tuple means
+percent (as the papers' tables). Shifts come in three kinds, chosen by ``crop_size``: an int / per-dim tuple means
 the BlurPool paper's crop shifts (a ``crop_size`` window at an offset of the larger image), ``None`` means
-circular shifts (``np.roll``) of the whole image.
+circular shifts (``np.roll``) of the whole image; the ``subpixel_*`` / ``fractional_*`` metrics use real-valued
+circular shifts by band-limited interpolation (``fourier_shift``), the sub-pixel shifts of the alias-free
+convnets paper (Michaeli, Michaeli & Soudry, CVPR 2023).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 from jax import lax
 
 from jaxborders.ops.checks import as_tuple, spatial_rank
-from jaxborders.ops.shifts import circular_shift, crop_shift, random_offset_pairs, shift_grid
+from jaxborders.ops.shifts import circular_shift, crop_shift, fourier_shift, random_offset_pairs, shift_grid
 
 ApplyFn = Callable[[jax.Array], Any]
 
@@ -107,8 +109,14 @@ def _map_batches(fn: Callable[..., Any], arrays: Sequence[jax.Array], batch_size
   return jax.tree_util.tree_map(lambda *os: np.concatenate(os), *outputs)
 
 
-def _view(images: jax.Array, shift: jax.Array, crop: tuple[int, ...] | None) -> jax.Array:
-  """The image batch seen at ``shift``: a crop at that offset, or a circular shift by it when crop is None."""
+FOURIER = "fourier"  # the ``crop`` value of the kernels below meaning a real-valued Fourier shift
+
+
+def _view(images: jax.Array, shift: jax.Array, crop: tuple[int, ...] | str | None) -> jax.Array:
+  """The image batch seen at ``shift``: a crop at that offset, a circular shift by it when crop is None, a
+  band-limited fractional shift by it when crop is ``FOURIER``."""
+  if crop == FOURIER:
+    return fourier_shift(images, shift)
   return circular_shift(images, shift) if crop is None else crop_shift(images, shift, crop)
 
 
@@ -254,7 +262,97 @@ def circular_consistency(apply_fn: ApplyFn, images: jax.Array, key: jax.Array, m
   return _pair_agreement(fn, images, pairs, None, batch_size)
 
 
-def _pair_agreement(fn: jax.tree_util.Partial, images: jax.Array, pairs: jax.Array, crop: tuple[int, ...] | None,
+def subpixel_consistency(apply_fn: ApplyFn, images: jax.Array, key: jax.Array, max_shift: float = 1.0,
+                         passes: int = 1, batch_size: int | None = None) -> jax.Array:
+  """Classification consistency under sub-pixel (band-limited, circular) shifts, in percent.
+
+  Like ``circular_consistency`` with real-valued shifts: two independent shifts per image and pass, uniform in
+  ``[-max_shift, max_shift)`` per spatial dim (``jax.random.uniform(key, (passes, N, 2, rank), minval=-max_shift,
+  maxval=max_shift)``), each applied with ``fourier_shift``; the metric is the percentage of (image, pass) pairs
+  with the same argmax. The alias-free convnets paper (Michaeli, Michaeli & Soudry, CVPR 2023) reports this kind of
+  fractional-shift consistency; a stack of ideal low-pass downsamplings and alias-free activations followed by
+  global pooling scores exactly 100, a strided convolution does not.
+
+  Args:
+    apply_fn: images (N, *spatial, C) -> logits (N, K).
+    images: (N, *spatial, C), 1-3 spatial dims.
+    key: a ``jax.random`` key.
+    max_shift: float > 0, in pixels (e.g. 0.5 for shifts within half a pixel; values > 1 mix integer and
+      fractional parts).
+    passes: number of passes over the images, each with fresh shifts.
+    batch_size: images per ``apply_fn`` call (each call sees ``2 * batch_size`` images); None: all at once.
+
+  Returns:
+    NumPy float64 scalar in [0, 100].
+
+  Example:
+    >>> global_mean = lambda x: x.mean(axis=(1, 2))  # the mean (DC bin) is untouched by any Fourier shift
+    >>> images = jax.random.normal(jax.random.key(1), (4, 6, 6, 3))
+    >>> float(subpixel_consistency(global_mean, images, jax.random.key(0), max_shift=0.5))
+    100.0
+  """
+  rank = _check_images(images)
+  _check_max_shift(max_shift)
+  as_tuple("passes", passes, 1)
+  _check_batch_size(batch_size)
+  fn = _as_partial("apply_fn", apply_fn)
+  pairs = jax.random.uniform(key, (passes, np.shape(images)[0], 2, rank), jnp.float32, -max_shift, max_shift)
+  return _pair_agreement(fn, images, pairs, FOURIER, batch_size)
+
+
+def _check_max_shift(max_shift: float) -> None:
+  if isinstance(max_shift, bool) or not isinstance(max_shift, (int, float, np.integer, np.floating)) or not (
+      0 < max_shift < np.inf):
+    raise ValueError(f"max_shift must be a finite number of pixels > 0, got {max_shift!r}.")
+
+
+def _check_fractional_shifts(shifts: Any, rank: int) -> np.ndarray:
+  """Real shifts as a (K, rank) float32 array: a 1D sequence means diagonal shifts (s, s, ...)."""
+  try:
+    values = np.asarray(list(shifts) if isinstance(shifts, range) else shifts, dtype=np.float64)
+  except (TypeError, ValueError):
+    values = np.zeros((0,))
+  if values.ndim == 1 and values.size:
+    values = np.repeat(values[:, None], rank, axis=1)
+  if values.ndim != 2 or values.shape[1] != rank or values.shape[0] == 0 or not np.all(np.isfinite(values)):
+    raise ValueError(f"shifts must be a non-empty sequence of real numbers (diagonal shifts, e.g. (0, 0.25, 0.5)) or "
+                     f"a real array of shape (K, {rank}), got {shifts!r}.")
+  return values.astype(np.float32)
+
+
+def fractional_shift_accuracy(apply_fn: ApplyFn, images: jax.Array, labels: jax.Array, shifts: Any,
+                              batch_size: int | None = None) -> np.ndarray:
+  """Accuracy at each of a list of real-valued (sub-pixel) circular shifts, in percent.
+
+  The sub-pixel counterpart of ``diagonal_shift_accuracy(..., crop_size=None, ...)``: every image is shifted by
+  each shift with ``fourier_shift`` (band-limited interpolation) and classified.
+
+  Args:
+    apply_fn: images (N, *spatial, C) -> logits (N, K).
+    images: (N, *spatial, C), 1-3 spatial dims.
+    labels: (N,) int class indices.
+    shifts: a 1D sequence of diagonal shifts ``s`` (meaning ``(s, s, ...)``, e.g. ``(0, .25, .5, .75, 1.)``) or a
+      real array (K, rank).
+    batch_size: images per ``apply_fn`` call (None: all at once).
+
+  Returns:
+    NumPy float64 (K,) accuracies in percent, one per shift.
+
+  Example:
+    >>> global_mean = lambda x: x.mean(axis=(1, 2))
+    >>> images = jnp.zeros((2, 6, 6, 2)).at[0, ..., 1].set(1.).at[1, ..., 0].set(1.)
+    >>> fractional_shift_accuracy(global_mean, images, jnp.array([1, 1]), (0, 0.5, 1)).tolist()
+    [50.0, 50.0, 50.0]
+  """
+  rank = _check_images(images)
+  labels = _check_labels(labels, np.shape(images)[0])
+  values = _check_fractional_shifts(shifts, rank)
+  _check_batch_size(batch_size)
+  correct, _ = _per_shift_all(apply_fn, images, labels, values, FOURIER, batch_size)
+  return 100.0 * np.mean(correct, axis=0, dtype=np.float64)
+
+
+def _pair_agreement(fn: jax.tree_util.Partial, images: jax.Array, pairs: jax.Array, crop: tuple[int, ...] | str | None,
                     batch_size: int | None) -> jax.Array:
   per_image_pairs = np.asarray(pairs).swapaxes(0, 1)  # (N, passes, 2, rank): batch on axis 0
   same = _map_batches(lambda x, p: _same_argmax(fn, x, p, crop),
@@ -263,7 +361,7 @@ def _pair_agreement(fn: jax.tree_util.Partial, images: jax.Array, pairs: jax.Arr
 
 
 def _per_shift_all(apply_fn: ApplyFn, images: jax.Array, labels: jax.Array, shifts: np.ndarray,
-                   crop: tuple[int, ...] | None, batch_size: int | None) -> tuple[jax.Array, jax.Array]:
+                   crop: tuple[int, ...] | str | None, batch_size: int | None) -> tuple[jax.Array, jax.Array]:
   fn = _as_partial("apply_fn", apply_fn)
   shifts_j = jnp.asarray(shifts)
   return _map_batches(lambda x, y: _per_shift(fn, x, y, shifts_j, crop), [jnp.asarray(images), labels],
@@ -565,5 +663,6 @@ def filter_total_variation(params: Any, spatial_dims: int = 2, per_filter: bool 
   return result
 
 
-__all__ = ["accuracy", "consistency", "circular_consistency", "diagonal_shift_accuracy", "adversarial_shift_accuracy",
+__all__ = ["accuracy", "consistency", "circular_consistency", "subpixel_consistency", "diagonal_shift_accuracy",
+           "fractional_shift_accuracy", "adversarial_shift_accuracy",
            "classification_variation", "cosine_distance", "feature_equivariance_distance", "filter_total_variation"]

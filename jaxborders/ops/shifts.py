@@ -1,7 +1,7 @@
 """Shifts of images: circular, crop and inside a zero canvas (F-Conv paper, BlurPool and APS evaluations).
 
-Three ways to move image content by an integer number of pixels, for channels-last batched arrays
-``(N, *spatial, C)`` with 1-3 spatial dims:
+Three ways to move image content by an integer number of pixels, and one by a real number of pixels, for
+channels-last batched arrays ``(N, *spatial, C)`` with 1-3 spatial dims:
 
 - ``circular_shift``: ``np.roll`` over the spatial dims, ``out[i] = x[(i - s) mod n]``. Nothing is lost; the
   shift that circular convolutions and APS are exactly equivariant/invariant to (APS paper's circular
@@ -13,6 +13,9 @@ Three ways to move image content by an integer number of pixels, for channels-la
   ``0 <= i - s < n``, else 0. Zeros enter on one side and content pushed past the other side is **lost**; embed
   the image in a larger canvas first (``embed_in_canvas``) when nothing may be lost — then a stride-1 F-Conv
   stack is exactly equivariant to it (F-Conv paper).
+- ``fourier_shift``: a circular shift by a real number of pixels under band-limited (Fourier) interpolation —
+  the sub-pixel shift that ideal low-pass downsampling commutes with (alias-free convnets, Michaeli et al. CVPR
+  2023). Integer shifts equal ``circular_shift`` exactly.
 
 A shift (or offset) is either static — an int (same in every spatial dim) or a sequence of one int per dim — or
 an integer array, possibly traced: shape ``(rank,)`` applies to every sample, shape ``(N, rank)`` gives one per
@@ -215,6 +218,94 @@ def embed_in_canvas(x: jax.Array, canvas_size: int | Sequence[int], offset: Shif
   return jax.vmap(lambda xi, oi: lax.dynamic_update_slice(zeros, xi, (*oi, 0)))(x, offsets)
 
 
+def _float_shifts(shift: float | Sequence[float] | jax.Array | np.ndarray, rank: int, batch: int) -> jax.Array:
+  """Checks a real shift: a float, one float per dim, or a float/int array () / (rank,) / (N, rank); returns
+  float32 (N, rank)."""
+  if _is_array(shift):
+    value = jnp.asarray(shift)
+    if not (jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer)):
+      raise ValueError(f"shift must be a real array, got dtype {value.dtype}.")
+    if value.shape == ():
+      value = jnp.full((rank,), value)
+    if value.shape == (rank,):
+      value = jnp.broadcast_to(value, (batch, rank))
+    if value.shape != (batch, rank):
+      raise ValueError(f"shift must have shape ({rank},) (all samples) or ({batch}, {rank}) (one per sample), got "
+                       f"shape {value.shape}.")
+    return value.astype(jnp.float32)
+  if isinstance(shift, (int, float, np.integer, np.floating)) and not isinstance(shift, bool):
+    values = (float(shift),) * rank
+  else:
+    try:
+      values = tuple(float(t) for t in shift)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+      raise ValueError(f"shift must be a float or one float per spatial dimension ({rank}), got {shift!r}.") from None
+    if len(values) != rank:
+      raise ValueError(f"shift must be a float or one float per spatial dimension ({rank}), got {shift!r}.")
+  if not all(np.isfinite(values)):
+    raise ValueError(f"shift must be finite, got {shift!r}.")
+  return jnp.broadcast_to(jnp.asarray(values, jnp.float32), (batch, rank))
+
+
+def fourier_shift(x: jax.Array, shift: float | Sequence[float] | jax.Array | np.ndarray) -> jax.Array:
+  """Circular shift by a real number of pixels: ``out(i) = x(i - shift)`` under band-limited interpolation.
+
+  Per spatial axis of size ``n`` and shift ``t`` (the axes are shifted one after the other):
+  ``out = irfft(rfft(x) * exp(-2 pi i k t / n))``, i.e. the trigonometric interpolant of ``x`` sampled at
+  ``i - t``. ``t`` is split into ``round(t) + f`` with ``|f| <= 1/2``: the integer part is a ``circular_shift``
+  (exact), the fraction the Fourier phase; a sample whose fractions are all zero returns the rolled input
+  itself, so **integer shifts equal ``circular_shift`` bit for bit** (also for traced shifts).
+
+  Nyquist caveat: for an even ``n`` the bin ``k = n/2`` of a real signal is real, so it cannot carry a
+  fractional shift; it keeps the real part of its phase factor, ``cos(pi t)`` times the bin (``numpy.fft.irfft``
+  ignores the imaginary part there). Hence shifts compose, ``fourier_shift(fourier_shift(x, a), b) ==
+  fourier_shift(x, a + b)``, for odd sizes, for integer ``a`` or ``b``, and for inputs without Nyquist content
+  (every ideal low-pass output, ``ideal_downsample``); for other inputs the Nyquist component of a composition is
+  damped by ``cos(pi a) cos(pi b)`` instead of ``cos(pi (a + b))``. We keep this (rather than, say, rotating the
+  bin into an impossible complex value) because it is the unique real, linear choice that is exact for integer
+  shifts and equals the authors' convention in alias-free convnets (hmichaeli/alias_free_convnets).
+
+  Args:
+    x: (N, *spatial, C), 1-3 spatial dims. Float dtypes are kept (transformed in float32, float64 kept); other
+      dtypes give float32.
+    shift: a float (every spatial dim), one float per spatial dim, or a real array of shape (rank,) (all
+      samples) or (N, rank) (one shift per sample; may be traced, so one compile serves every shift). Any sign.
+
+  Returns:
+    Real array of the shape of ``x``.
+
+  Example:
+    >>> x = jnp.array([0., 1., 0., 0., 0.]).reshape(1, 5, 1)
+    >>> fourier_shift(x, 2)[0, :, 0].tolist()  # integer: exactly circular_shift
+    [0.0, 0.0, 0.0, 1.0, 0.0]
+    >>> half = fourier_shift(fourier_shift(x, 0.5), 0.5)  # odd size: half shifts compose to one pixel
+    >>> [round(v, 4) + 0.0 for v in half[0, :, 0].tolist()]
+    [0.0, 0.0, 1.0, 0.0, 0.0]
+  """
+  rank = spatial_rank("x", x.shape)
+  return _fourier_shift(x, _float_shifts(shift, rank, x.shape[0]))
+
+
+@jax.jit
+def _fourier_shift(x: jax.Array, shifts: jax.Array) -> jax.Array:
+  """``fourier_shift`` on checked (N, rank) float32 shifts: one compiled program per input shape and dtype."""
+  rank = x.ndim - 2
+  out_dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
+  whole = jnp.round(shifts)
+  fraction = shifts - whole
+  rolled = circular_shift(x.astype(out_dtype), whole.astype(jnp.int32))
+  y = rolled.astype(jnp.float32) if out_dtype != jnp.float64 else rolled  # jnp.fft has no 16-bit kernels
+  for axis in range(1, rank + 1):
+    n = y.shape[axis]
+    k = jnp.arange(n // 2 + 1, dtype=jnp.float32)
+    phase = jnp.exp(-2j * jnp.pi * fraction[:, axis - 1:axis] * k / n)  # (N, n//2 + 1)
+    phase = phase.reshape(y.shape[0], *([1] * (axis - 1)), n // 2 + 1, *([1] * (y.ndim - axis - 1)))
+    y = jnp.fft.irfft(jnp.fft.rfft(y, axis=axis) * phase.astype(jnp.complex64 if y.dtype == jnp.float32 else
+                                                                  jnp.complex128), n=n, axis=axis)
+  integer = jnp.all(fraction == 0, axis=1).reshape(-1, *([1] * (x.ndim - 1)))
+  return jnp.where(integer, rolled, y.astype(out_dtype))
+
+
 def diagonal_offsets(max_offset: int, rank: int = 2, step: int = 1) -> np.ndarray:
   """Offsets ``(o, o, ...)`` for ``o = 0, step, ..., max_offset`` (inclusive; the F-Conv paper's diagonal shifts 0..64).
 
@@ -299,5 +390,5 @@ def _check_rank_arg(rank: int) -> None:
     raise ValueError(f"rank must be 1, 2 or 3 (spatial dims), got {rank!r}.")
 
 
-__all__ = ["circular_shift", "crop_shift", "canvas_shift", "embed_in_canvas", "diagonal_offsets", "shift_grid",
-           "random_offset_pairs"]
+__all__ = ["circular_shift", "crop_shift", "canvas_shift", "embed_in_canvas", "fourier_shift", "diagonal_offsets",
+           "shift_grid", "random_offset_pairs"]

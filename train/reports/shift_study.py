@@ -2,8 +2,9 @@
 
 Runs ``train.eval`` on every trained run (writing its ``eval.json``, ``eval.md`` and plots into the workdir),
 then writes ``shift_study.md`` — per run (mean ± std over seeds): accuracy, consistency, circular consistency,
-diagonal-shift accuracy (mean over offsets 0..max) and the diagonal curve at every offset — and
-``shift_study.png``: the diagonal-shift curves (left) and consistency / circular consistency per run (right).
+sub-pixel consistency, diagonal-shift accuracy (mean over offsets 0..max), mean sub-pixel-shift accuracy, the
+diagonal curve at every offset and the sub-pixel curve at every shift — and ``shift_study.png``: the
+diagonal-shift curves (left) and consistency / circular / sub-pixel consistency per run (right).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 from train import eval as eval_lib
 
 COLUMNS = (("accuracy", "accuracy"), ("consistency", "consistency"), ("circular_consistency", "circ. consistency"),
-           ("diagonal", "diag. acc. (mean)"))
+           ("subpixel_consistency", "sub-pixel consistency"), ("diagonal", "diag. acc. (mean)"),
+           ("subpixel_accuracy", "sub-pixel acc. (mean)"))
 
 
 def _cell(values: list[float]) -> str:
@@ -44,10 +46,19 @@ def table(runs: list[dict[str, Any]]) -> str:
     for n, g in groups.items():
       curve = np.mean([r["diagonal"]["accuracy"] for r in g], axis=0)
       lines.append(f"| {n} | " + " | ".join(f"{v:.0f}" for v in curve) + " |")
+  if "subpixel_accuracy" in first:
+    shifts = first["subpixel_accuracy"]["shifts"]
+    lines += ["", "Sub-pixel shift accuracy (%) at diagonal Fourier shift (s, s):", "",
+              "| run | " + " | ".join(f"{s:g}" for s in shifts) + " |", "|---|" + "---|" * len(shifts)]
+    for n, g in groups.items():
+      curve = np.mean([r["subpixel_accuracy"]["accuracy"] for r in g], axis=0)
+      lines.append(f"| {n} | " + " | ".join(f"{v:.0f}" for v in curve) + " |")
   proto = first["protocol"]
   lines += ["", f"{first['num_examples']} {proto['split']} images {proto['eval_size']}, windows {proto['crop']}; "
             f"consistency: offsets in [0, {proto['max_offset']}); "
-            f"circular: rolls in [-{proto['circular_max_shift']}, {proto['circular_max_shift']})."]
+            f"circular: rolls in [-{proto['circular_max_shift']}, {proto['circular_max_shift']}); "
+            f"sub-pixel: Fourier shifts in [-{proto.get('subpixel_max_shift', 0)}, "
+            f"{proto.get('subpixel_max_shift', 0)})."]
   return "\n".join(lines) + "\n"
 
 
@@ -73,11 +84,13 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
   x = np.arange(len(names))
   cons = [np.mean([r.get("consistency", np.nan) for r in g]) for g in groups.values()]
   circ = [np.mean([r["circular_consistency"] for r in g]) for g in groups.values()]
-  right.bar(x - 0.2, cons, 0.4, label="consistency (crops)")
-  right.bar(x + 0.2, circ, 0.4, label="circular consistency")
+  sub = [np.mean([r.get("subpixel_consistency", np.nan) for r in g]) for g in groups.values()]
+  right.bar(x - 0.27, cons, 0.27, label="consistency (crops)")
+  right.bar(x, circ, 0.27, label="circular consistency")
+  right.bar(x + 0.27, sub, 0.27, label="sub-pixel consistency")
   right.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
   right.set(ylabel="%", ylim=(0, 118), title="Same prediction under two shifts")
-  right.legend(fontsize=7, loc="upper center", ncol=2)  # above the bars (which reach 100)
+  right.legend(fontsize=7, loc="upper center", ncol=3)  # above the bars (which reach 100)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
