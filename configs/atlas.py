@@ -20,9 +20,12 @@ own sub-workdir, resumable), then one report (``train/reports/atlas.py``) over a
 Every part is an ordinary trainer config: ``--config.parts.shift.num_epochs=8`` or
 ``--config.parts.leakage.seeds="(0,1,2)"`` override it; rerunning the same command skips finished runs.
 
-Sizing (2-core CPU, both parts with ``parallel_runs``): the shift part trains fewer epochs on fewer crops than
-``configs/shift_study.py`` (``SHIFT_EPOCHS``, ``SHIFT_TRAIN_PER_CLASS``) and skips the per-layer equivariance
-heat maps, so that all 27 methods × borders fit; fewer epochs rather than fewer methods. The tiny variant
+Sizing (2-core CPU, every part with ``parallel_runs``): the shift parts train fewer epochs than
+``configs/shift_study.py`` (``SHIFT_EPOCHS``) and evaluate with 3 consistency passes, small per-shift grids and no
+per-layer equivariance heat maps, so that all methods × borders fit; fewer epochs rather than fewer methods. Most
+of a shift run's time is compilation (one program per method × border) and evaluation, not training steps;
+full-border runs cost most (their maps grow: ~10× the FLOPs of 'same' at this size). Bin-5 and MaxBlurPool
+train as their own part (``shift_large_blur``) with circular and full borders only: see ``LARGE_BLUR``. The tiny variant
 (``configs/atlas.py:tiny``) trains 2 modes and 2 methods for a few steps: it exercises every report file.
 """
 
@@ -42,7 +45,7 @@ BORDERS = ("same", "circular", "full")
 # full borders only (the report names the missing cells and the reason).
 LARGE_BLUR = ("blur:binomial:5", "maxblur")
 LEAKAGE_SEEDS = (0, 1)  # Table 1 used 10; two per mode fit the 30-minute budget beside the shift study
-SHIFT_EPOCHS = 6  # configs/shift_study.py: 12; halved so that 27 runs fit (measured: see docs/atlas.md)
+SHIFT_EPOCHS = 8  # configs/shift_study.py: 12; fewer so that 25 runs fit (a full-border epoch costs ~10 same ones)
 SHIFT_TRAIN_PER_CLASS = 100
 
 
@@ -72,8 +75,11 @@ def shift_config(tiny: bool, methods: tuple[str, ...] = METHODS, borders: tuple[
   config.checkpoint.every_n_epochs = config.num_epochs
   config.log.every_n_epochs = config.num_epochs
   config.eval.shift.equivariance_max_shift = 0  # per-layer heat maps: configs/shift_study.py has them
-  config.eval.shift.grid_examples = 64 if tiny else 200
-  config.eval.shift.passes = 1 if tiny else 5
+  # train.eval costs as much as training here: fewer consistency passes (3, the papers 5), and the per-shift grids
+  # (adversarial shifts, classification variation) on 64 images with shifts up to ±2.
+  config.eval.shift.grid_examples = 64
+  config.eval.shift.adversarial_max_shift = 2
+  config.eval.shift.passes = 1 if tiny else 3
   config.sweep.model = ml_collections.ConfigDict({"conv_mode": borders, "antialias": methods})
   config.parallel_runs = 1 if tiny else 0
   config.report = "shift_study"  # train.eval on every run: eval.json (read by the atlas), shift_study.md/.png

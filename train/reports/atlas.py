@@ -99,12 +99,6 @@ def leakage_markdown(res: dict[str, dict[str, Any]]) -> list[str]:
 # Position information (probe on the leakage part's nets).
 
 
-def position_free_images(num: int, size: int, channels: int, seed: int) -> np.ndarray:
-  """i.i.d. uniform noise images (N, size, size, C): their content is the same in distribution at every
-  position, so any position a read-out recovers from the features comes from the network (its borders)."""
-  return np.random.default_rng(seed).uniform(0.0, 1.0, (num, size, size, channels)).astype(np.float32)
-
-
 def position_results(workdir: str, config: ml_collections.ConfigDict) -> dict[str, dict[str, Any]]:
   """Per border mode: ``{"trained": {layer: {pattern: {spearman, mae}}}, "random": [...]}`` (the probe of
   ``jaxborders.position_information`` on the first seed's trained net and on ``probe.random_inits`` fresh ones)."""
@@ -112,7 +106,8 @@ def position_results(workdir: str, config: ml_collections.ConfigDict) -> dict[st
   from jaxborders.models import get_model
   part, probe = config.parts.leakage, config.probe
   size = 32
-  images = position_free_images(int(probe.num_images), size, 3, int(probe.seed))
+  # i.i.d. uniform noise: every pixel distributed alike, so any position read out comes from the network
+  images = jaxborders.position_free_images(jax.random.key(int(probe.seed)), int(probe.num_images), (size, size, 3))
   out: dict[str, dict[str, Any]] = {}
   for overrides, seed, run_config, run_dir in part_run_dirs(part, os.path.join(workdir, "leakage")):
     mode = overrides.get("model.conv_mode", run_config.model.conv_mode)
@@ -256,8 +251,8 @@ def _shift_row(row: dict[str, Any]) -> dict[str, Any]:
                        "accuracy": np.mean([e["diagonal"]["accuracy"] for e in evals], axis=0).tolist()}
   sub = [e["subpixel_accuracy"] for e in evals if isinstance(e.get("subpixel_accuracy"), dict)]
   if sub:
-    shifts = sorted(sub[0], key=float)
-    out["subpixel_accuracy"] = {s: _mean([d.get(s) for d in sub]) for s in shifts}
+    out["subpixel_accuracy"] = {"shifts": sub[0]["shifts"],
+                                "accuracy": np.mean([d["accuracy"] for d in sub], axis=0).tolist()}
   out["train_s"] = _mean([t.get("train_wall_s") for t in train])
   out["epoch_s"] = _mean([t.get("epoch_s") for t in train])
   return out
@@ -437,7 +432,7 @@ def plot_shifts(rows: list[dict[str, Any]], path: str) -> None:
       axes[1, 0].plot(r["diagonal"]["offsets"], r["diagonal"]["accuracy"], styles[r["border"]], color=c, label=label)
     if "subpixel_accuracy" in r:
       s = r["subpixel_accuracy"]
-      axes[1, 1].plot([float(k) for k in s], list(s.values()), styles[r["border"]], marker=".", color=c, label=label)
+      axes[1, 1].plot(s["shifts"], s["accuracy"], styles[r["border"]], marker=".", color=c, label=label)
   axes[1, 0].set(xlabel="diagonal offset (pixels)", ylabel="accuracy (%)", title="Accuracy vs diagonal crop shift")
   axes[1, 1].set(xlabel="fractional shift (pixels)", ylabel="accuracy (%)", title="Accuracy vs sub-pixel shift")
   handles, labels = axes[1, 0].get_legend_handles_labels()
@@ -499,4 +494,4 @@ def report_bundle(workdir: str, parts: dict[str, dict[str, Any]], config: ml_col
 
 
 __all__ = ["report_bundle", "leakage_results", "position_results", "shift_results", "crop_vs_circular",
-           "position_free_images", "method_label"]
+           "method_label"]
