@@ -121,6 +121,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.probe.num_images = 16 if tiny else 64  # position-free probe images (i.i.d. noise, 32×32)
   config.probe.steps = 20 if tiny else 300  # read-out training steps per layer and pattern
   config.probe.random_inits = 1  # randomly initialised nets per border mode
+  config.probe.layers = ()  # () = every layer with a spatial map; else these intermediates' names
   config.probe.seed = 0
   config.distributed = default.get_config().distributed  # train.main reads it (single process here)
   config.report = "atlas"

@@ -70,6 +70,55 @@ def test_crop_vs_circular_statement_is_computed_from_the_rows():
   assert "the same best method" in same[0] and "100% circular" not in same[0]
 
 
+def _fabricated_bundle(workdir):
+  """The parts' outputs the report reads, made by hand: leakage summaries + random-init params, shift eval.json."""
+  import flax.serialization
+  import jax
+  from jaxborders.models import get_model
+  config = atlas.get_config("tiny")
+  config.probe.steps, config.probe.num_images, config.probe.layers = 5, 4, ("relu2", "relu4")
+  leak_runs = []
+  for mode, (sim, dis) in (("same", (1.0, 0.0)), ("full", (0.9, 0.88))):
+    run_dir = workdir / "leakage" / f"conv_mode={mode}" / "seed_0"
+    run_dir.mkdir(parents=True)
+    params = get_model("redgreen_net", conv_mode=mode).init(jax.random.key(0), np.zeros((1, 32, 32, 3)))["params"]
+    (run_dir / "params.msgpack").write_bytes(flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, params)))
+    leak_runs.append({"overrides": {"model.conv_mode": mode}, "seed": 0, "wall_s": 1.0, "epochs": 2,
+                      "metrics": {"test_similar/accuracy": sim, "test_dissimilar/accuracy": dis}})
+  evals, shift_runs = [], []
+  for border, (acc, crop, circ, sub) in (("same", (60.0, 80.0, 75.0, 70.0)), ("circular", (62.0, 85.0, 100.0, 90.0))):
+    overrides = {"model.conv_mode": border, "model.antialias": "none"}
+    evals.append({"overrides": overrides, "seed": 0, "accuracy": acc, "consistency": crop, "circular_consistency": circ,
+                  "subpixel_consistency": sub, "diagonal": {"offsets": [0, 1], "accuracy": [acc, acc - 2], "mean": acc - 1},
+                  "subpixel_accuracy": {"shifts": [0.0, 0.5], "accuracy": [acc, acc - 5], "mean": acc - 2.5}})
+    shift_runs.append({"overrides": overrides, "seed": 0, "train_wall_s": 3.0, "epoch_s": 0.5})
+  (workdir / "shift").mkdir()
+  (workdir / "shift" / "eval.json").write_text(json.dumps({"runs": evals}))
+  (workdir / "atlas_flops.json").write_text(json.dumps({"none|same": 2e6, "none|circular": 2.5e6}))  # no compile
+  return config, {"leakage": {"runs": leak_runs}, "shift": {"runs": shift_runs}}
+
+
+def test_report_from_known_results(tmp_path):
+  """The report on hand-made part results: every file, and the numbers where they belong."""
+  config, parts = _fabricated_bundle(tmp_path)
+  text = atlas_report.report_bundle(str(tmp_path), parts, config, wall_s=10.0, part_wall_s={"leakage": 4.0})
+  for f in ("atlas.md", "atlas.json", "atlas_leakage.png", "atlas_position.png", "atlas_scatter.png",
+            "atlas_shifts.png"):
+    assert os.path.getsize(tmp_path / f) > 0, f
+  assert text == (tmp_path / "atlas.md").read_text()
+  assert "| same | 1 | 100.0 ± 0.0 | 0.0 ± 0.0 | 100.0 | 99.8 / 8.4 | 1.0 |" in text  # published: F-Conv Table 1
+  assert "| full | 1 | 90.0 ± 0.0 | 88.0 ± 0.0 | 2.0 | 89.7 / 89.7 | 1.0 |" in text
+  assert "read absolute position: same." in text
+  assert ("| strided | same | 1 | 60.0 | 80.0 | 75.0 | 70.0 | 59.0 | 2.00 | 3 | acc 69.74, cons. 85.11 [BlurPool]; "
+          "diag. 79.43, cons. 86.43 [F-Conv] |") in text
+  assert "| strided | circular | 1 | 62.0 | 85.0 | 100.0 | 90.0 | 61.0 | 2.50 | 3 | – |" in text
+  assert "| border mode | relu2 | relu4 |" in text  # the probe's layers, trained / random per cell
+  data = json.loads((tmp_path / "atlas.json").read_text())
+  assert list(data["position"]["same"]["trained"]) == ["relu2", "relu4"]
+  assert data["shift"][1]["subpixel_accuracy"] == {"shifts": [0.0, 0.5], "accuracy": [62.0, 57.0]}
+
+
+@pytest.mark.slow
 def test_tiny_atlas_writes_every_report_file(tmp_path):
   config = atlas.get_config("tiny")
   result = bundle.train_bundle(config, str(tmp_path))

@@ -44,6 +44,7 @@ CITE = {"fconv": "Kayhan & van Gemert, CVPR 2020", "blurpool": "Zhang, ICML 2019
 METHOD_LABELS = {"none": "strided", "blur:binomial:3": "BlurPool Bin-3", "blur:binomial:5": "BlurPool Bin-5",
                  "maxblur": "MaxBlurPool", "aps": "APS", "lps": "LPS", "adaptive": "adaptive AA", "afc": "alias-free",
                  "flc": "FLC"}
+MARKERS = {"same": "o", "circular": "s", "full": "^"}  # border -> scatter marker (also the row order)
 SHIFT_COLUMNS = (("accuracy", "accuracy"), ("consistency", "crop cons."), ("circular_consistency", "circ. cons."),
                  ("subpixel_consistency", "sub-pixel cons."), ("diagonal_mean", "diag. acc."))
 
@@ -116,12 +117,12 @@ def position_results(workdir: str, config: ml_collections.ConfigDict) -> dict[st
     from train.run import load_params
     model = get_model(run_config.model.name, **config_lib.model_kwargs(run_config))
     key = jax.random.key(int(probe.seed))
-    trained = jaxborders.position_information(model, {"params": load_params(run_dir)}, images, key=key,
-                                              steps=int(probe.steps))
+    kwargs = dict(key=key, steps=int(probe.steps), layers=tuple(probe.get("layers", ())) or None)
+    trained = jaxborders.position_information(model, {"params": load_params(run_dir)}, images, **kwargs)
     random = []
     for i in range(int(probe.random_inits)):
       variables = model.init(jax.random.key(1000 + i), images[:1])
-      random.append(jaxborders.position_information(model, variables, images, key=key, steps=int(probe.steps)))
+      random.append(jaxborders.position_information(model, variables, images, **kwargs))
     out[mode] = {"trained": trained, "random": random, "seed": seed}
   return out
 
@@ -206,8 +207,10 @@ def shift_results(workdir: str, config: ml_collections.ConfigDict, parts: dict[s
       row["flops"] = flops_cache[key]
   with open(flops_path, "w") as f:
     json.dump(flops_cache, f, indent=1)
-  order = list(METHOD_LABELS)
-  keys = sorted(rows, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[1]))
+  order = list(METHOD_LABELS)  # rows: methods in this order, then borders same, circular, full
+  borders = list(MARKERS)
+  keys = sorted(rows, key=lambda k: (order.index(k[0]) if k[0] in order else len(order),
+                                     borders.index(k[1]) if k[1] in borders else len(borders), k[1]))
   return [_shift_row(rows[k]) for k in keys]
 
 
@@ -374,9 +377,6 @@ def plot_position(pos: dict[str, dict[str, Any]], path: str) -> None:
   fig.tight_layout(rect=(0, 0.08, 1, 0.95))
   fig.savefig(path, dpi=100)
   plt.close(fig)
-
-
-MARKERS = {"same": "o", "circular": "s", "full": "^"}
 
 
 def plot_scatter(rows: list[dict[str, Any]], path: str) -> None:
