@@ -59,13 +59,16 @@ def _row(method, border, crop, circ, sub=float("nan")):
 def test_crop_vs_circular_statement_is_computed_from_the_rows():
   rows = [_row("none", "circular", 80.0, 70.0, 60.0), _row("aps", "circular", 85.0, 100.0, 75.0),
           _row("blur:binomial:3", "circular", 90.0, 95.0, 90.0)]
-  (text,) = atlas_report.crop_vs_circular(rows)
+  text, gaps = atlas_report.crop_vs_circular(rows)
   # crop ranks Bin-3 > APS > strided, circular APS > Bin-3 > strided: one discordant pair of three, tau = 1/3.
   assert text.startswith("**circular**: crop shifts rank BlurPool Bin-3 90.0, APS 85.0, strided 80.0 first")
   assert "circular shifts rank APS 100.0, BlurPool Bin-3 95.0, strided 70.0" in text
   assert "Kendall τ between the two rankings 0.33" in text and "a different best method" in text
   assert "100% circular consistency: APS; under crop shifts the same nets reach 85.0% at worst (APS)" in text
   assert "Under sub-pixel shifts the best is BlurPool Bin-3 (90.0%)" in text
+  assert gaps == ("Circular consistency exceeds crop consistency for 2 of 3 method × border combinations; the largest "
+                  "gaps (circular vs crop): APS × circular (100.0 vs 85.0), BlurPool Bin-3 × circular (95.0 vs 90.0), "
+                  "strided × circular (70.0 vs 80.0).")
   same = atlas_report.crop_vs_circular([_row("none", "same", 80.0, 70.0), _row("aps", "same", 85.0, 90.0)])
   assert "the same best method" in same[0] and "100% circular" not in same[0]
 

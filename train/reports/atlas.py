@@ -160,8 +160,14 @@ def position_markdown(pos: dict[str, dict[str, Any]]) -> list[str]:
   ranking = sorted(pos, key=lambda m: -_mean([pos[m]["trained"].get(deep, {}).get(p, {}).get("spearman", np.nan)
                                                for p in patterns]))
   lines += ["", f"At the deepest layer ({deep}) the trained nets rank, from most to least position information: "
-            f"{', '.join(ranking)}. {CITE['islam']} found the same direction on VGG/ResNet features: zero padding "
-            "lets a network encode absolute position, and without padding far less is read out."]
+            f"{', '.join(ranking)}."]
+  score = {m: _mean([pos[m]["trained"].get(deep, {}).get(p, {}).get("spearman", np.nan) for p in patterns]) for m in pos}
+  if "same" in score and "valid" in score:
+    agree = score["same"] > score["valid"]
+    lines[-1] += (f" {CITE['islam']} found that zero padding lets a network encode absolute position and that "
+                  f"without padding far less is read out; here zero padding ('same', {score['same']:.2f}) vs no "
+                  f"padding ('valid', {score['valid']:.2f}) at {deep}: "
+                  f"{'the same direction' if agree else 'NOT the same direction'}.")
   return lines
 
 
@@ -330,7 +336,17 @@ def crop_vs_circular(rows: list[dict[str, Any]]) -> list[str]:
       text += (f" Under sub-pixel shifts the best is {method_label(best_sub['method'])} "
                f"({best_sub['subpixel_consistency']:.1f}%).")
     lines.append(text)
-  return lines or ["(fewer than two methods per border: no ranking to compare)"]
+  if not lines:
+    lines.append("(fewer than two methods per border: no ranking to compare)")
+  gaps = sorted((r for r in rows if np.isfinite(r["consistency"]) and np.isfinite(r["circular_consistency"])),
+                key=lambda r: -(r["circular_consistency"] - r["consistency"]))
+  if gaps:
+    top = ", ".join(f"{method_label(r['method'])} × {r['border']} ({r['circular_consistency']:.1f} vs "
+                    f"{r['consistency']:.1f})" for r in gaps[:3])
+    over = sum(r["circular_consistency"] > r["consistency"] for r in gaps)
+    lines.append(f"Circular consistency exceeds crop consistency for {over} of {len(gaps)} method × border "
+                 f"combinations; the largest gaps (circular vs crop): {top}.")
+  return lines
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -365,7 +381,7 @@ def plot_position(pos: dict[str, dict[str, Any]], path: str) -> None:
     ax.set_xticks(x, layers, rotation=30, fontsize=7)
     ax.set_title(mode, fontsize=9)
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set_ylim(-0.2, 1.05)
+    ax.set_ylim(top=1.05)  # Spearman's ρ: 1 = position read perfectly, 0 = none (negative: noise of the fit)
   for ax in axes.flat[len(modes):]:
     ax.axis("off")
   for ax in axes[:, 0]:
