@@ -118,8 +118,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # A sweep is a full grid: the methods that cannot run under 'same' at 32 px train as their own part.
     config.parts.shift_large_blur = shift_config(tiny, LARGE_BLUR, tuple(b for b in BORDERS if b != "same"))
   config.probe = ml_collections.ConfigDict()
-  config.probe.num_images = 16 if tiny else 64  # position-free probe images (i.i.d. noise, 32×32)
-  config.probe.steps = 20 if tiny else 300  # read-out training steps per layer and pattern
+  # The probe (jaxborders.position_information) costs ~ images × steps per layer and net: one Red-Green layer with
+  # 64 images and 300 steps took 196 s on the contended 2-core CPU; 7 modes × 2 nets × 4 layers must fit minutes.
+  config.probe.num_images = 16  # position-free probe images (i.i.d. noise, 32×32); half train the read-out
+  config.probe.steps = 20 if tiny else 150  # read-out Adam steps per layer (all patterns at once)
   config.probe.random_inits = 1  # randomly initialised nets per border mode
   config.probe.layers = ()  # () = every layer with a spatial map; else these intermediates' names
   config.probe.seed = 0

@@ -79,7 +79,7 @@ def _fabricated_bundle(workdir):
   import jax
   from jaxborders.models import get_model
   config = atlas.get_config("tiny")
-  config.probe.steps, config.probe.num_images, config.probe.layers = 5, 4, ("relu2", "relu4")
+  config.probe.steps, config.probe.num_images, config.probe.layers = 5, 4, ("relu4",)
   leak_runs = []
   for mode, (sim, dis) in (("same", (1.0, 0.0)), ("full", (0.9, 0.88))):
     run_dir = workdir / "leakage" / f"conv_mode={mode}" / "seed_0"
@@ -115,9 +115,9 @@ def test_report_from_known_results(tmp_path):
   assert ("| strided | same | 1 | 60.0 | 80.0 | 75.0 | 70.0 | 59.0 | 2.00 | 3 | acc 69.74, cons. 85.11 [BlurPool]; "
           "diag. 79.43, cons. 86.43 [F-Conv] |") in text
   assert "| strided | circular | 1 | 62.0 | 85.0 | 100.0 | 90.0 | 61.0 | 2.50 | 3 | – |" in text
-  assert "| border mode | relu2 | relu4 |" in text  # the probe's layers, trained / random per cell
+  assert "| border mode | relu4 |" in text  # the probe's layers, trained / random per cell
   data = json.loads((tmp_path / "atlas.json").read_text())
-  assert list(data["position"]["same"]["trained"]) == ["relu2", "relu4"]
+  assert list(data["position"]["same"]["trained"]) == ["relu4"]
   assert data["shift"][1]["subpixel_accuracy"] == {"shifts": [0.0, 0.5], "accuracy": [62.0, 57.0]}
 
 
