@@ -70,7 +70,8 @@ def run(config: Any, workdir: str) -> None:
     fail("distributed", e)
   trainer.install_signal_handlers()
   try:
-    trainer.train_and_evaluate(config, workdir)
+    from train import bundle  # a config that bundles several sweeps (configs/atlas.py): each part, one report
+    (bundle.train_bundle if bundle.is_bundle(config) else trainer.train_and_evaluate)(config, workdir)
   except (trainer.ConfigError, provenance.ConfigMismatch) as e:
     fail("config", f"config: {e}")
   except trainer.NonFiniteLossError as e:
