@@ -44,6 +44,7 @@ import sys
 import time
 from typing import Any
 
+import jax
 import ml_collections
 
 from train import config as config_lib
@@ -86,6 +87,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, quiet: bool = Fals
     if data_key not in data_cache:
       data_cache[data_key] = load_eval_data(run_config, settings)
     result = evaluate_run(run_config, run_dir, settings, data_cache[data_key])
+    # Each run compiles its own programs; XLA:CPU maps every executable's code into memory and a long sweep
+    # (the atlas: ~25 nets x ~20 programs) exhausts the kernel's map count (vm.max_map_count, 65530) unless the
+    # finished run's executables are freed.
+    jax.clear_caches()
     result["finished"] = provenance.is_finished(run_dir)  # trust: the report says which step, finished or not
     name = config_lib.run_name(overrides)
     runs.append({"name": name, "overrides": overrides, "seed": seed, "run_dir": run_dir,

@@ -124,6 +124,7 @@ def position_results(workdir: str, config: ml_collections.ConfigDict) -> dict[st
       variables = model.init(jax.random.key(1000 + i), images[:1])
       random.append(jaxborders.position_information(model, variables, images, **kwargs))
     out[mode] = {"trained": trained, "random": random, "seed": seed}
+    jax.clear_caches()  # free this net's compiled probes (XLA:CPU code maps count against vm.max_map_count)
   return out
 
 
@@ -210,6 +211,7 @@ def shift_results(workdir: str, config: ml_collections.ConfigDict, parts: dict[s
       key = f"{method}|{border}"
       if key not in flops_cache:
         flops_cache[key] = _model_flops(run_config, _input_shape(run_config))
+        jax.clear_caches()
       row["flops"] = flops_cache[key]
   with open(flops_path, "w") as f:
     json.dump(flops_cache, f, indent=1)
