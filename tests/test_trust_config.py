@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from configs import default
+from train import bundle
 from train import config as config_lib
 from train import sharding
 
@@ -216,4 +217,8 @@ def test_every_shipped_config_passes_the_checks():
   for path in sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))):
     name = os.path.basename(path)[:-3]
     if name != "__init__":
-      config_lib.validate(importlib.import_module(f"configs.{name}").get_config())
+      config = importlib.import_module(f"configs.{name}").get_config()
+      if bundle.is_bundle(config):  # configs/atlas.py: every part is a trainer config, checked as one
+        bundle.validate_bundle(config)
+      else:
+        config_lib.validate(config)

@@ -52,8 +52,8 @@ def train_bundle(config: ml_collections.ConfigDict, workdir: str) -> dict[str, A
   """Trains every part of ``config`` under ``workdir/<name>``, then runs the bundle's report.
 
   Returns:
-    ``{"parts": {name: the part's summary (train.sweep.train_and_evaluate)}, "part_wall_s": {name: s},
-    "wall_s": s}``; also written to ``workdir/bundle_summary.json``.
+    A dict with ``parts`` (name -> the part's summary from ``train.sweep.train_and_evaluate``), ``part_wall_s``
+    (name -> seconds) and ``wall_s`` (seconds in all); the timings also go to ``workdir/bundle_summary.json``.
   """
   validate_bundle(config)
   check_workdir(workdir)

@@ -467,7 +467,7 @@ def plot_shifts(rows: list[dict[str, Any]], path: str) -> None:
 
 def report_bundle(workdir: str, parts: dict[str, dict[str, Any]], config: ml_collections.ConfigDict,
                   wall_s: float | None = None, part_wall_s: dict[str, float] | None = None) -> str:
-  """Writes atlas.md, atlas.json and the atlas_*.png figures into ``workdir``; returns the markdown."""
+  """Writes ``atlas.md``, ``atlas.json`` and the ``atlas_*.png`` figures into ``workdir``; returns the markdown."""
   leak = leakage_results(parts["leakage"])
   pos = position_results(workdir, config)
   rows = shift_results(workdir, config, parts)
@@ -484,7 +484,8 @@ def report_bundle(workdir: str, parts: dict[str, dict[str, Any]], config: ml_col
   timing = ""
   if part_wall_s:
     timing = ("Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in part_wall_s.items()) +
-              (f"; {wall_s:.0f} s in all (training, evaluation, probe and report)." if wall_s else "."))
+              (f"; {wall_s:.0f} s for the parts' training and evaluation (the position probe and this report come after; "
+               f"bundle_summary.json records the whole command's time)." if wall_s else "."))
   lines = ["# The border and shift atlas", "",
            "One command (`python -m train.main --config configs/atlas.py`), every border mode and downsampling "
            "method on the same CPU tasks. " + timing, "",
