@@ -115,18 +115,11 @@ def test_help_exits_0_and_lists_configs_and_schema(module):
 
 
 CONFIG = textwrap.dedent('''
-from configs import default
+from train.synthetic import tiny_config
 
 def get_config():
-  c = default.get_config()
-  c.batch_size = 16
+  c = tiny_config()
   c.num_epochs = 3
-  c.data.source = "train.synthetic"
-  c.data.train_size = 32
-  c.data.val_size = 16
-  c.data.test_size = 16
-  c.eval.batch_size = 16
-  c.log.tensorboard = False
   c.debug.step_sleep_s = 0.3  # each epoch outlasts tqdm's redraw interval
   return c
 ''')

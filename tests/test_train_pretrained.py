@@ -10,24 +10,16 @@ import os
 import numpy as np
 import pytest
 
-from configs import default
-from train import trainer
+from train import synthetic, trainer
 
 
 def _config(seed, pretrained=None, learning_rate=0.01):
-  c = default.get_config()
+  c = synthetic.tiny_config()
   c.seed = seed
-  c.batch_size = 16
   c.num_steps = 1
-  c.data.source = "train.synthetic"
-  c.data.train_size = 32
-  c.data.val_size = 16
-  c.data.test_size = 16
-  c.eval.batch_size = 16
   c.optimizer.name = "sgd"
   c.optimizer.learning_rate = learning_rate
   c.early_stopping.metric = ""
-  c.log.tensorboard = False
   if pretrained is not None:
     c.model.pretrained = pretrained
   return c

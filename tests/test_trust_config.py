@@ -13,25 +13,15 @@ import ml_collections
 import numpy as np
 import pytest
 
-from configs import default
 from train import bundle
 from train import config as config_lib
-from train import sharding
+from train import sharding, synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _tiny():
-  c = default.get_config()
-  c.batch_size = 16
-  c.num_epochs = 2
-  c.data.source = "train.synthetic"
-  c.data.train_size = 32
-  c.data.val_size = 16
-  c.data.test_size = 16
-  c.eval.batch_size = 16
-  c.log.tensorboard = False
-  return c
+  return synthetic.tiny_config()
 
 
 def _set(key, value):

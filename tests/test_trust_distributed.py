@@ -17,21 +17,14 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CONFIG = '''
-from configs import default
+from train.synthetic import tiny_config
 
 def get_config():
-  c = default.get_config()
-  c.batch_size = 16
+  c = tiny_config()
   c.num_epochs = 40  # 2 steps per epoch; the test stops it long before
-  c.data.source = "train.synthetic"
-  c.data.train_size = 32
-  c.data.val_size = 16
-  c.data.test_size = 16
-  c.eval.batch_size = 16
   c.optimizer.name = "sgd"
   c.optimizer.learning_rate = 0.05
   c.checkpoint.every_n_epochs = 1
-  c.log.tensorboard = False
   c.debug.step_sleep_s = 0.3
   c.distributed.heartbeat_timeout_s = 5
   return c

@@ -28,3 +28,18 @@ def load(data_config: Any, split: str, seed: int) -> dict[str, np.ndarray]:
   image = rng.random((size, s, s, data_config.channels), dtype=np.float32)
   label = (image[:, : s // 2, :, 0].mean((1, 2)) > image[:, s // 2:, :, 0].mean((1, 2))).astype(np.int32)
   return {"image": image, "label": label}
+
+
+def tiny_config() -> Any:
+  """The tests' smallest trainer config on this source: batch 16, 32 / 16 / 16 images, 2 epochs, no TensorBoard.
+  Tests (and the config files they write for subprocesses) start from it and set only what they check."""
+  from configs import default
+
+  c = default.get_config()
+  c.batch_size = 16
+  c.num_epochs = 2
+  c.data.source = "train.synthetic"
+  c.data.train_size, c.data.val_size, c.data.test_size = 32, 16, 16
+  c.eval.batch_size = 16
+  c.log.tensorboard = False
+  return c
