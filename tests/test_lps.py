@@ -207,3 +207,21 @@ def test_bad_input():
   with pytest.raises(ValueError, match="size=9 is not available"):
     jb.nn.methods.parse_lps_options(["9"])
   assert jb.nn.methods.parse_lps_options([]) == {}
+
+
+def test_lps_resnet18_is_invariant_to_every_circular_shift():
+  """The authors' placement (stem conv at stride 1, LPS after it and after the dense pool, the shortcut reusing
+  the main branch's choice) with circular borders: inference logits equal for all 256 circular shifts of a 16×16
+  input; a shift that fills with zeros instead of wrapping changes them (the check can fail)."""
+  from jaxborders.models import get_model
+  n = 16
+  x = np.random.default_rng(3).standard_normal((1, n, n, 3)).astype(np.float32)
+  zero_filled = np.pad(x[:, :-3, :-5], ((0, 0), (3, 0), (5, 0), (0, 0)))
+  xs = jnp.asarray(np.concatenate([np.roll(x, (i, j), axis=(1, 2)) for i in range(n) for j in range(n)]
+                                  + [zero_filled]))
+  model = get_model("resnet18", conv_mode="circular", antialias="lps", num_classes=4, width=8)
+  variables = model.init(jax.random.key(0), xs[:1])
+  logits = np.asarray(jax.jit(model.apply)(variables, xs))
+  scale = np.abs(logits[0]).max()
+  assert np.abs(logits[:-1] - logits[:1]).max() / scale < 1e-5  # every circular shift: float rounding only
+  assert np.abs(logits[-1] - logits[0]).max() / scale > 1e-2

@@ -43,6 +43,10 @@ there):
   ``conv_mode='circular'`` the network is exactly invariant to circular shifts of its input. Until this version
   APS sat right after the stride-1 conv (before BN + ReLU), the stem pool was a wrapped 3×3 s1 max pool, and odd
   maps were padded before the blur; with the same weights the logits differ.
+* LPS (``'lps[:blur]'``), placed as its authors' ResNet (``raymondyeh07/learnable_polyphase_sampling``,
+  ``models/resnet_custom.py``): exactly APS's positions above (stem conv s1 -> LPS, dense pool -> LPS, blocks,
+  the shortcut reusing the main branch's choice), so a circular LPS ResNet is exactly circular-shift invariant in
+  inference. Until this version the LPS stem conv kept its stride 2, which broke that invariance.
 
 Cost at 224×224 (XLA's count, ``python -m jaxborders.models.summary resnet50 --conv_mode full``): ``full`` takes
 9.40 / 23.57 GFLOPs per image for ResNet-18 / 50 against 3.38 / 8.00 for ``same`` (2.8× / 2.9×).

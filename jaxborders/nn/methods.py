@@ -88,7 +88,15 @@ class LPSPool(MethodDownsampler):
     temperature: Gumbel-softmax temperature (the authors anneal it; pass the current value).
     hard: straight-through one-hot weights in training.
     rng_collection: flax RNG stream of the Gumbel noise (the trainer supplies ``dropout``).
+
+  Placement in the zoo's ResNets is the authors' (``learn_poly_sampling/models/resnet_custom.py`` of
+  raymondyeh07/learnable_polyphase_sampling, ImageNet configuration): the stem conv runs at stride 1 and LPS takes
+  its stride, then a circular (0, 1) pad, a dense 2×2 max pool and LPS again; as for APS, the class attributes say
+  so. Without this the stem's strided conv alone breaks the exact circular-shift invariance.
   """
+
+  antialiases_stem_conv = True
+  dense_pool_pad = (0, 1)
 
   hidden: int | None = None
   kernel_size: int = 3
