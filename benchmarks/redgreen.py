@@ -1,7 +1,7 @@
 """Red-Green Table 1 protocol: this project's trainer vs a PyTorch version of the same protocol, side by side.
 
-    python benchmarks/redgreen.py             # full protocol: 4 modes × 10 seeds, ≤ 50 epochs (~20 + ~50 min)
-    python benchmarks/redgreen.py --seeds 2   # reduced; the 10-seed time is extrapolated (labelled)
+    python benchmarks/redgreen.py --seeds 1,10   # 1 seed, then the paper's 10 seeds, in one run (hours on 2 cores)
+    python benchmarks/redgreen.py --seeds 1      # the quick check: 4 modes × 1 seed
 
 Both sides run the identical protocol: the same data (our generator), the same net, Adadelta (lr 1, rho 0.9,
 eps 1e-6, weight decay 5e-5), batch 200, up to 50 epochs, early stopping on val loss (patience 8), best parameters
@@ -9,7 +9,9 @@ tested. Ours is ``configs/redgreen_table1.py`` through the trainer (microbatches
 via ``parallel_runs``; ``--parallel_runs 1`` for one run at a time). PyTorch (2 threads, one run after another)
 in two styles: ``lean``, a plain tensor loop, and ``reference``, the reference script's own loop (DataLoader over
 float64 arrays, per-batch casts, autograd on in validation, torch.save of the best weights). Wall times include
-compilation / start-up; writes benchmarks/results/redgreen.json.
+compilation / start-up. Each mode's achieved GFLOP/s per core (XLA's FLOP count of one training step and one
+validation pass × the epochs each run trained, over its wall time and the cores it used) is printed beside this
+CPU's single-core matmul rate, measured in the same run. Writes benchmarks/results/redgreen.json and .md.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 MODES = ("valid", "same", "circular", "full")
-REFERENCE_S_PER_RUN = {"valid": 50, "same": 68, "circular": 125, "full": 77}  # measured here (issue 4)
 
 
 def load_data():
@@ -146,95 +147,175 @@ def run_torch_reference_style(mode: str, seed: int, epochs: int, data, patience:
   return {"epochs": ep, **acc}
 
 
+def protocol_flops(modes: list[str]) -> dict[str, dict[str, float]]:
+  """XLA's FLOP count per mode of one training step (batch 200) and one validation pass (1000 images)."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+
+  from jaxborders.models import get_model
+
+  def flops(compiled) -> float:
+    cost = compiled.cost_analysis()
+    return float((cost[0] if isinstance(cost, list) else cost)["flops"])
+
+  out = {}
+  for mode in modes:
+    model = get_model("redgreen_net", conv_mode=mode, num_classes=2)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    loss = lambda p, x, y: optax.softmax_cross_entropy_with_integer_labels(model.apply({"params": p}, x), y).mean()
+    step = jax.jit(jax.grad(loss)).lower(params, jnp.zeros((200, 32, 32, 3)), jnp.zeros((200,), jnp.int32))
+    val = jax.jit(lambda p, x: model.apply({"params": p}, x)).lower(params, jnp.zeros((1000, 32, 32, 3)))
+    out[mode] = {"train_step": flops(step.compile()), "val_pass": flops(val.compile())}
+  return out
+
+
+def matmul_gflops_per_core(size: int = 1024, repeats: int = 20) -> float:
+  """fp32 matmul rate of one core (a subprocess pinned to one core, XLA single-threaded): the practical peak."""
+  import subprocess
+  code = (f"import time, jax, jax.numpy as jnp\n"
+          f"a = jnp.ones(({size}, {size})); f = jax.jit(lambda a: a @ a); f(a).block_until_ready()\n"
+          f"best = 1e9\n"
+          f"for _ in range({repeats}):\n"
+          f"  t = time.perf_counter(); f(a).block_until_ready(); best = min(best, time.perf_counter() - t)\n"
+          f"print(2 * {size}**3 / best / 1e9)\n")
+  env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip())
+  cmd = [sys.executable, "-c", code]
+  if hasattr(os, "sched_setaffinity"):
+    cmd = ["taskset", "-c", str(sorted(os.sched_getaffinity(0))[0])] + cmd
+  return float(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
+
+
+def run_ours(modes: list[str], seeds: int, epochs: int, parallel_runs: int) -> dict:
+  """The protocol through this project's trainer (configs/redgreen_table1.py), no checkpoints, no report."""
+  import tempfile
+
+  from configs import redgreen_table1
+  from train import trainer
+
+  cfg = redgreen_table1.get_config()
+  cfg.seeds = tuple(range(seeds))
+  cfg.num_epochs = epochs
+  cfg.sweep.model.conv_mode = tuple(modes)
+  cfg.checkpoint.every_n_epochs = 0
+  cfg.parallel_runs = parallel_runs
+  cfg.report = ""
+  with tempfile.TemporaryDirectory() as wd:
+    t0 = time.time()
+    summary = trainer.train_and_evaluate(cfg, wd)
+    total = time.time() - t0
+  runs = [{"mode": r["overrides"]["model.conv_mode"], "seed": r["seed"], "wall_s": r["wall_s"], "epochs": r["epochs"],
+           "similar": r["metrics"]["test_similar/accuracy"], "dissimilar": r["metrics"]["test_dissimilar/accuracy"]}
+          for r in summary["runs"]]
+  return {"total_s": total, "runs": runs, "modes": _per_mode(runs, modes, lambda r: r["mode"])}
+
+
+def run_torch_protocol(style: str, modes: list[str], seeds: int, epochs: int, data) -> dict:
+  fn = {"lean": run_torch, "reference": run_torch_reference_style}[style]
+  runs = []
+  t0 = time.time()
+  for m in modes:
+    for s in range(seeds):
+      t1 = time.time()
+      r = fn(m, s, epochs, data)
+      runs.append({"mode": m, "seed": s, "wall_s": time.time() - t1, "epochs": r["epochs"],
+                   "similar": r["test_similar"], "dissimilar": r["test_dissimilar"]})
+      print(f"torch ({style}) {m} seed {s}: {runs[-1]['wall_s']:.1f} s, {r['epochs']} epochs", flush=True)
+  return {"total_s": time.time() - t0, "runs": runs, "modes": _per_mode(runs, modes, lambda r: r["mode"])}
+
+
+def add_gflops(side: dict, flops: dict, cores_per_run: int) -> None:
+  """Achieved GFLOP/s per core of each mode's runs: FLOPs trained and validated over wall time × cores used."""
+  for m, row in side["modes"].items():
+    runs = [r for r in side["runs"] if r["mode"] == m]
+    done = sum(r["epochs"] * (10 * flops[m]["train_step"] + flops[m]["val_pass"]) for r in runs)
+    row["gflops_per_core"] = done / sum(r["wall_s"] for r in runs) / cores_per_run / 1e9
+
+
+def markdown(results: dict, styles: list[str]) -> str:
+  peak = results["matmul_gflops_per_core"]
+  lines = []
+  for block in results["protocols"]:
+    n = block["seeds"]
+    lines += [f"### {len(results['modes'])} modes × {n} seed{'s' * (n > 1)} × ≤{results['epochs']} epochs (early stopping)",
+              "", "| mode | ours s/run | epochs | GFLOP/s/core (% of matmul) | sim / dis % |" +
+              "".join(f" PyTorch {s} s/run | epochs | GFLOP/s/core (%) | sim / dis % |" for s in styles),
+              "|---" * (5 + 4 * len(styles)) + "|"]
+    for m in results["modes"]:
+      cells = []
+      for side in ["ours"] + [f"torch_{s}" for s in styles]:
+        r = block[side]["modes"][m]
+        cells += [f"{r['s_per_run']:.1f}", f"{r['epochs']:.1f}",
+                  f"{r['gflops_per_core']:.1f} ({100 * r['gflops_per_core'] / peak:.0f}%)",
+                  f"{100 * r['similar']:.1f} / {100 * r['dissimilar']:.1f}"]
+      lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Whole protocol wall time: ours {block['ours']['total_s']:.0f} s" + "".join(
+        f"; PyTorch {s} {block['torch_' + s]['total_s']:.0f} s (ours {block['speedup_vs_' + s]:.2f}× faster)"
+        for s in styles) + ".")
+    lines.append("")
+  lines.append(f"{results['cpu_count']} CPUs; ours: {results['parallel_runs_label']}; PyTorch {results['torch_threads']} "
+               f"threads, one run after another. Single-core fp32 matmul rate ({results['matmul_size']}², XLA, measured "
+               f"in this run): {peak:.1f} GFLOP/s. FLOPs: XLA's count of one training step and one validation pass "
+               "per mode, times the epochs each run trained.")
+  return "\n".join(lines) + "\n"
+
+
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--seeds", type=int, default=10)
+  ap.add_argument("--seeds", default="1,10", help="comma-separated seed counts; each is a whole protocol, in order")
   ap.add_argument("--epochs", type=int, default=50)
   ap.add_argument("--modes", default=",".join(MODES))
   ap.add_argument("--parallel_runs", type=int, default=0, help="ours: runs at once (0: one per core, the default "
                   "of configs/redgreen_table1.py; 1: one run at a time)")
   ap.add_argument("--torch_threads", type=int, default=2)
   ap.add_argument("--skip_torch", action="store_true")
-  ap.add_argument("--torch_styles", default="lean,reference",
-                  help="PyTorch versions to time: 'lean' (a plain tensor loop) and/or 'reference' (the reference "
-                       "script's loop: DataLoader, float64 casts, autograd in validation, torch.save)")
+  ap.add_argument("--torch_styles", default="reference",
+                  help="comma-separated PyTorch versions to time: 'reference' (the reference script's loop: DataLoader, "
+                       "float64 casts, autograd in validation, torch.save) and/or 'lean' (a plain tensor loop)")
   ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "redgreen.json"))
   args = ap.parse_args()
   modes = args.modes.split(",")
-  import tempfile
-
-  import jax
-  from configs import redgreen_table1
-  from train import trainer
-
-  cfg = redgreen_table1.get_config()
-  cfg.seeds = tuple(range(args.seeds))
-  cfg.num_epochs = args.epochs
-  cfg.sweep.model.conv_mode = tuple(modes)
-  cfg.checkpoint.every_n_epochs = 0
-  cfg.parallel_runs = args.parallel_runs
-  cfg.report = ""
-  results = {"cpu_count": os.cpu_count(), "seeds": args.seeds, "epochs": args.epochs, "modes": modes,
-             "jax_version": jax.__version__, "parallel_runs": args.parallel_runs, "torch_threads": args.torch_threads}
-  with tempfile.TemporaryDirectory() as wd:
-    t0 = time.time()
-    summary = trainer.train_and_evaluate(cfg, wd)
-    jax_total = time.time() - t0
-  jax_runs = [{"mode": r["overrides"]["model.conv_mode"], "seed": r["seed"], "wall_s": r["wall_s"], "epochs": r["epochs"],
-               "similar": r["metrics"]["test_similar/accuracy"], "dissimilar": r["metrics"]["test_dissimilar/accuracy"]}
-              for r in summary["runs"]]
-  results["jax"] = {"total_s": jax_total, "runs": jax_runs, "modes": _per_mode(jax_runs, modes, lambda r: r["mode"])}
+  seed_counts = [int(n) for n in args.seeds.split(",")]
   styles = [] if args.skip_torch else args.torch_styles.split(",")
+  for style in styles:
+    if style not in ("lean", "reference"):
+      raise SystemExit(f"--torch_styles: unknown style {style!r}; accepted values: lean, reference.")
+  import jax
+
+  from train import parallel
+
+  workers = parallel.num_workers(args.parallel_runs, len(modes) * min(seed_counts))
+  ours_cores = 1 if workers else len(parallel.available_cores())  # workers are single-threaded; in process: all cores
+  size = 1024
+  results = {"cpu_count": os.cpu_count(), "epochs": args.epochs, "modes": modes, "jax_version": jax.__version__,
+             "parallel_runs": args.parallel_runs, "torch_threads": args.torch_threads, "matmul_size": size,
+             "parallel_runs_label": (f"{workers} single-threaded runs at a time" if workers else
+                                     f"one run at a time on {ours_cores} cores"),
+             "matmul_gflops_per_core": matmul_gflops_per_core(size), "flops": protocol_flops(modes), "protocols": []}
+  print(f"single-core matmul: {results['matmul_gflops_per_core']:.1f} GFLOP/s", flush=True)
+  data = None
   if styles:
     import torch
     torch.set_num_threads(args.torch_threads)
     results["torch_version"] = torch.__version__
     data = load_data()
-  for style in styles:
-    fn = {"lean": run_torch, "reference": run_torch_reference_style}[style]
-    torch_runs = []
-    t0 = time.time()
-    for m in modes:
-      for s in range(args.seeds):
-        t1 = time.time()
-        r = fn(m, s, args.epochs, data)
-        torch_runs.append({"mode": m, "seed": s, "wall_s": time.time() - t1, "epochs": r["epochs"],
-                           "similar": r["test_similar"], "dissimilar": r["test_dissimilar"]})
-        print(f"torch ({style}) {m} seed {s}: {torch_runs[-1]['wall_s']:.1f} s, {r['epochs']} epochs", flush=True)
-    results[f"torch_{style}"] = {"total_s": time.time() - t0, "runs": torch_runs,
-                                 "modes": _per_mode(torch_runs, modes, lambda r: r["mode"])}
-  print(f"\nRed-Green protocol: {len(modes)} modes × {args.seeds} seeds × ≤{args.epochs} epochs (early stopping), "
-        f"{os.cpu_count()} CPUs; ours with parallel_runs={args.parallel_runs}, PyTorch {args.torch_threads} threads, "
-        "one run after another")
-  head = "| mode | ours s/run | ours epochs | ours sim/dis % |"
-  for style in styles:
-    head += f" PyTorch {style} s/run | epochs | sim/dis % |"
-  print(head + " reference script s/run (measured before) |")
-  print("|---" * (4 + 3 * len(styles) + 1) + "|")
-  for m in modes:
-    j = results["jax"]["modes"][m]
-    row = f"| {m} | {j['s_per_run']:.1f} | {j['epochs']:.1f} | {100 * j['similar']:.1f} / {100 * j['dissimilar']:.1f} |"
+  for seeds in seed_counts:
+    block = {"seeds": seeds, "ours": run_ours(modes, seeds, args.epochs, args.parallel_runs)}
+    add_gflops(block["ours"], results["flops"], ours_cores)
     for style in styles:
-      t = results[f"torch_{style}"]["modes"][m]
-      row += f" {t['s_per_run']:.1f} | {t['epochs']:.1f} | {100 * t['similar']:.1f} / {100 * t['dissimilar']:.1f} |"
-    print(row + f" {REFERENCE_S_PER_RUN[m]} |")
-  print(f"whole protocol wall time: ours {jax_total:.0f} s (runs overlap when parallel_runs != 1)")
-  for style in styles:
-    total = results[f"torch_{style}"]["total_s"]
-    results[f"speedup_vs_torch_{style}"] = total / jax_total
-    print(f"  PyTorch {style}: {total:.0f} s -> ours is {total / jax_total:.2f}x faster")
-  if args.seeds != 10 and len(modes) == 4:
-    # Labelled extrapolation: wall time scales with the number of seeds (same modes, same epochs per run).
-    scale = 10 / args.seeds
-    parts = [f"ours ≈ {jax_total * scale / 60:.1f} min"]
-    parts += [f"PyTorch {style} ≈ {results[f'torch_{style}']['total_s'] * scale / 60:.1f} min" for style in styles]
-    print(f"EXTRAPOLATED to 10 seeds (×{scale:g}): " + ", ".join(parts) +
-          f"; the reference script was measured here at ≈ {sum(REFERENCE_S_PER_RUN.values()) * 10 / 60:.0f} min "
-          f"(ours {sum(REFERENCE_S_PER_RUN.values()) * 10 / (jax_total * scale):.2f}x faster than that)")
+      block[f"torch_{style}"] = run_torch_protocol(style, modes, seeds, args.epochs, data)
+      add_gflops(block[f"torch_{style}"], results["flops"], args.torch_threads)
+      block[f"speedup_vs_{style}"] = block[f"torch_{style}"]["total_s"] / block["ours"]["total_s"]
+    results["protocols"].append(block)
+  text = markdown(results, styles)
+  print("\n" + text)
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(results, f, indent=1)
-  print(f"wrote {args.out}")
+  with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
+    f.write(text)
+  print(f"wrote {args.out} and {os.path.splitext(args.out)[0]}.md")
 
 
 if __name__ == "__main__":
