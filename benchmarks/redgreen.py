@@ -237,7 +237,8 @@ def markdown(results: dict, styles: list[str]) -> str:
   lines = []
   for block in results["protocols"]:
     n = block["seeds"]
-    lines += [f"### {len(results['modes'])} modes × {n} seed{'s' * (n > 1)} × ≤{results['epochs']} epochs (early stopping)",
+    k = len(results["modes"])
+    lines += [f"### {k} mode{'s' * (k > 1)} × {n} seed{'s' * (n > 1)} × ≤{results['epochs']} epochs (early stopping)",
               "", "| mode | ours s/run | epochs | GFLOP/s/core (% of matmul) | sim / dis % |" +
               "".join(f" PyTorch {s} s/run | epochs | GFLOP/s/core (%) | sim / dis % |" for s in styles),
               "|---" * (5 + 4 * len(styles)) + "|"]
