@@ -4,28 +4,20 @@ import os
 
 import pytest
 
-from configs import default
 from train import config as config_lib
 from train import data as data_lib
+from train import synthetic
 from train import trainer
 
 
 def tiny_config(**data):
-  c = default.get_config()
-  c.batch_size = 16
+  c = synthetic.tiny_config()
   c.num_steps = 4
-  c.data.source = "train.synthetic"
   c.data.shuffle = True
-  c.data.train_size = 32
-  c.data.val_size = 16
-  c.data.test_size = 16
   for k, v in data.items():
     c.data[k] = v
-  c.eval.batch_size = 16
-  c.log.tensorboard = False
   c.optimizer.name = "sgd"
   c.optimizer.learning_rate = 0.05
-  c.checkpoint.every_n_epochs = 1
   return c
 
 

@@ -14,22 +14,15 @@ from train import trainer
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CONFIG = '''
-from configs import default
+from train.synthetic import tiny_config
 
 def get_config():
-  c = default.get_config()
-  c.batch_size = 16
+  c = tiny_config()
   c.num_steps = 3
-  c.data.source = "train.synthetic"
   c.data.shuffle = True
-  c.data.train_size = 32
-  c.data.val_size = 16
-  c.data.test_size = 16
-  c.eval.batch_size = 16
   c.optimizer.name = "sgd"
   c.optimizer.learning_rate = 0.1
   c.checkpoint.every_n_epochs = 0
-  c.log.tensorboard = False
   return c
 '''
 

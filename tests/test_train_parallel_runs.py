@@ -8,10 +8,10 @@ import numpy as np
 import optax
 import pytest
 
-from configs import default
 from jaxborders.models import get_model
 from train import config as config_lib
 from train import parallel
+from train import synthetic
 from train import trainer
 
 
@@ -45,17 +45,9 @@ def test_microbatches_give_the_same_update(mode):
 
 
 def _tiny(**kw):
-  c = default.get_config()
-  c.batch_size = 16
+  c = synthetic.tiny_config()
   c.num_steps = 4
-  c.data.source = "train.synthetic"
   c.data.shuffle = True
-  c.data.train_size = 32
-  c.data.val_size = 16
-  c.data.test_size = 16
-  c.eval.batch_size = 16
-  c.log.tensorboard = False
-  c.checkpoint.every_n_epochs = 1
   c.optimizer.name = "sgd"
   c.optimizer.learning_rate = 0.05
   for k, v in kw.items():

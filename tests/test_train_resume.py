@@ -16,24 +16,16 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CONFIG = '''
-from configs import default
+from train.synthetic import tiny_config
 
 def get_config():
-  c = default.get_config()
-  c.batch_size = 16
+  c = tiny_config()
   c.num_epochs = 6  # 2 steps per epoch
-  c.data.source = "train.synthetic"
   c.data.shuffle = True
-  c.data.train_size = 32
-  c.data.val_size = 16
-  c.data.test_size = 16
-  c.eval.batch_size = 16
   c.optimizer.name = "adamw"
   c.optimizer.learning_rate = 0.01
   c.early_stopping.metric = "val/loss"
   c.early_stopping.patience = 100
-  c.checkpoint.every_n_epochs = 1
-  c.log.tensorboard = False
   return c
 '''
 

@@ -19,22 +19,14 @@ from train import parallel
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SWEEP = '''
-from configs import default
+from train.synthetic import tiny_config
 
 def get_config():
-  c = default.get_config()
-  c.batch_size = 16
+  c = tiny_config()
   c.num_epochs = 4  # 2 steps per epoch
-  c.data.source = "train.synthetic"
   c.data.shuffle = True
-  c.data.train_size = 32
-  c.data.val_size = 16
-  c.data.test_size = 16
-  c.eval.batch_size = 16
   c.optimizer.name = "adamw"
   c.optimizer.learning_rate = 0.01
-  c.checkpoint.every_n_epochs = 1
-  c.log.tensorboard = False
   c.seeds = (0, 1, 2)
   c.parallel_runs = 2
   return c

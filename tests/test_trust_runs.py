@@ -16,27 +16,19 @@ import shutil
 
 import pytest
 
-from configs import default
 from train import checkpointing
 from train import provenance
+from train import synthetic
 from train import trainer
 
 
 def _config():
-  c = default.get_config()
-  c.batch_size = 16
+  c = synthetic.tiny_config()
   c.num_epochs = 3  # 2 steps per epoch: checkpoints at steps 2, 4, 6 (the last two kept)
-  c.data.source = "train.synthetic"
   c.data.shuffle = True
-  c.data.train_size = 32
-  c.data.val_size = 16
-  c.data.test_size = 16
-  c.eval.batch_size = 16
   c.optimizer.name = "adamw"
   c.optimizer.learning_rate = 0.01
-  c.checkpoint.every_n_epochs = 1
   c.checkpoint.keep = 1  # raised to 2 by the Checkpointer: a damaged latest one always has a predecessor
-  c.log.tensorboard = False
   return c
 
 
