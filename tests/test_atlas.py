@@ -121,6 +121,7 @@ def test_report_from_known_results(tmp_path):
   assert data["shift"][1]["subpixel_accuracy"] == {"shifts": [0.0, 0.5], "accuracy": [62.0, 57.0]}
 
 
+@pytest.mark.slow  # 1-2.5 min (a dozen compiles); the report's rows are checked on hand-made results above
 def test_tiny_atlas_writes_every_report_file(tmp_path):
   config = atlas.get_config("tiny")
   result = bundle.train_bundle(config, str(tmp_path))

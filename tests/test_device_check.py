@@ -46,6 +46,18 @@ def test_spent_budget_skips_and_records(tmp_path):
   assert rows == [dict(variant="same", dtype="float32", batch=2, error="skipped: section budget spent")]
 
 
+def test_dry_run_equivalence_and_ops(tmp_path):
+  """The GPU command's quick sections in tiny CPU mode (the fast suite): our PyTorch networks compute this
+  project's functions, and the op timings are real. ``test_dry_run_exercises_every_section`` runs them all."""
+  result = dc.main(["--dry-run", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
+                    "--sections", "env,equivalence,ops"])
+  assert {k: v["status"] for k, v in result["sections"].items()} == {s: "ok" for s in ("env", "equivalence", "ops")}
+  for r in result["equivalence"]:
+    assert r["max_abs_logit"] > 0.1 and r["max_abs_diff"] < 1e-3 * r["max_abs_logit"], r
+  assert len([r for r in result["ops"] if r["ms"] > 0]) == 12
+
+
+@pytest.mark.slow  # several minutes on a slow 2-core CPU: ResNet-50 in both frameworks, a subprocess test run
 def test_dry_run_exercises_every_section(tmp_path):
   """The GPU command in tiny CPU mode: every section runs without an error, and its numbers are real."""
   result = dc.main(["--dry-run", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),

@@ -78,6 +78,7 @@ def test_paper_recipe():
       50, 100, 250, 500]
 
 
+@pytest.mark.slow  # ~1.5 min on a slow 2-core CPU; the TFDS + grain path is also in tests/test_data_tfds.py
 def test_rn50_full_runs_on_mock_imagenet(tmp_path):
   """A few steps of ``rn50_full`` (tiny overrides) on ``tfds.testing.mock_data``, then ``train.eval``."""
   tfds = pytest.importorskip("tensorflow_datasets")
