@@ -173,17 +173,17 @@ def protocol_flops(modes: list[str]) -> dict[str, dict[str, float]]:
 def matmul_gflops_per_core(size: int = 1024, repeats: int = 20) -> float:
   """fp32 matmul rate of one core (a subprocess pinned to one core, XLA single-threaded): the practical peak."""
   import subprocess
-  code = (f"import time, jax, jax.numpy as jnp\n"
+  pin = (f"os.sched_setaffinity(0, {{{sorted(os.sched_getaffinity(0))[0]}}})\n"
+         if hasattr(os, "sched_setaffinity") else "")
+  code = (f"import os, time\n{pin}import jax, jax.numpy as jnp\n"
           f"a = jnp.ones(({size}, {size})); f = jax.jit(lambda a: a @ a); f(a).block_until_ready()\n"
           f"best = 1e9\n"
           f"for _ in range({repeats}):\n"
           f"  t = time.perf_counter(); f(a).block_until_ready(); best = min(best, time.perf_counter() - t)\n"
           f"print(2 * {size}**3 / best / 1e9)\n")
   env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip())
-  cmd = [sys.executable, "-c", code]
-  if hasattr(os, "sched_setaffinity"):
-    cmd = ["taskset", "-c", str(sorted(os.sched_getaffinity(0))[0])] + cmd
-  return float(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
+  out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+  return float(out.stdout.split()[-1])
 
 
 def run_ours(modes: list[str], seeds: int, epochs: int, parallel_runs: int) -> dict:
