@@ -38,17 +38,25 @@ def load_data():
   return {s: redgreen.load(cfg, s, 0) for s in redgreen.SPLITS}
 
 
-def run_torch(mode: str, seed: int, epochs: int, data, patience: int = 8) -> dict:
-  """The reference protocol in plain PyTorch (NCHW), one run."""
+def _torch_net_and_optimizer(mode: str, seed: int):
+  """The Red-Green net in PyTorch (NCHW, PyTorch's default init from ``seed``) and the protocol's Adadelta."""
   import torch
   import torch.nn as tnn
-  import torch.nn.functional as F
   torch.manual_seed(seed)
   pad = {"valid": 0, "same": 1, "circular": 1, "full": 2}[mode]
   pm = "circular" if mode == "circular" else "zeros"
-  convs = [tnn.Conv2d(i, o, 3, s, pad, bias=False, padding_mode=pm) for i, o, s in ((3, 32, 1), (32, 32, 2), (32, 64, 2), (64, 64, 2))]
-  net = tnn.Sequential(*[m for c in convs for m in (c, tnn.ReLU())], tnn.AdaptiveMaxPool2d(1), tnn.Flatten(), tnn.Linear(64, 2))
-  opt = torch.optim.Adadelta(net.parameters(), lr=1.0, rho=0.9, eps=1e-6, weight_decay=5e-5)
+  convs = [tnn.Conv2d(i, o, 3, s, pad, bias=False, padding_mode=pm)
+           for i, o, s in ((3, 32, 1), (32, 32, 2), (32, 64, 2), (64, 64, 2))]
+  net = tnn.Sequential(*[m for c in convs for m in (c, tnn.ReLU())], tnn.AdaptiveMaxPool2d(1), tnn.Flatten(),
+                       tnn.Linear(64, 2))
+  return net, torch.optim.Adadelta(net.parameters(), lr=1.0, rho=0.9, eps=1e-6, weight_decay=5e-5)
+
+
+def run_torch(mode: str, seed: int, epochs: int, data, patience: int = 8) -> dict:
+  """The reference protocol in plain PyTorch (NCHW), one run."""
+  import torch
+  import torch.nn.functional as F
+  net, opt = _torch_net_and_optimizer(mode, seed)
   t = {s: (torch.from_numpy(d["image"].transpose(0, 3, 1, 2).copy()), torch.from_numpy(d["label"]).long()) for s, d in data.items()}
   x, y = t["train"]
   best, bad, best_state, ep = None, 0, None, 0
@@ -76,14 +84,14 @@ def run_torch(mode: str, seed: int, epochs: int, data, patience: int = 8) -> dic
   return {"epochs": ep, "train_s_per_epoch": float(np.median(train_times[1:] or train_times)), **acc}
 
 
-def _per_mode(runs: list[dict], modes: list[str], key) -> dict:
-  out = {}
+def protocol_result(total_s: float, runs: list[dict], modes: list[str]) -> dict:
+  """One side of a protocol: its wall time, its runs, and per mode the mean s/run, epochs and accuracies."""
+  per_mode = {}
   for m in modes:
-    rs = [r for r in runs if key(r) == m]
-    out[m] = {"s_per_run": float(np.mean([r["wall_s"] for r in rs])), "epochs": float(np.mean([r["epochs"] for r in rs])),
-              "similar": float(np.mean([r["similar"] for r in rs])),
-              "dissimilar": float(np.mean([r["dissimilar"] for r in rs]))}
-  return out
+    rs = [r for r in runs if r["mode"] == m]
+    per_mode[m] = {key: float(np.mean([r[field] for r in rs])) for key, field in
+                   (("s_per_run", "wall_s"), ("epochs", "epochs"), ("similar", "similar"), ("dissimilar", "dissimilar"))}
+  return {"total_s": total_s, "runs": runs, "modes": per_mode}
 
 
 def run_torch_reference_style(mode: str, seed: int, epochs: int, data, patience: int = 8) -> dict:
@@ -97,15 +105,9 @@ def run_torch_reference_style(mode: str, seed: int, epochs: int, data, patience:
   import tempfile
 
   import torch
-  import torch.nn as tnn
   import torch.nn.functional as F
   from torch.utils.data import DataLoader, TensorDataset
-  torch.manual_seed(seed)
-  pad = {"valid": 0, "same": 1, "circular": 1, "full": 2}[mode]
-  pm = "circular" if mode == "circular" else "zeros"
-  convs = [tnn.Conv2d(i, o, 3, s, pad, bias=False, padding_mode=pm) for i, o, s in ((3, 32, 1), (32, 32, 2), (32, 64, 2), (64, 64, 2))]
-  net = tnn.Sequential(*[m for c in convs for m in (c, tnn.ReLU())], tnn.AdaptiveMaxPool2d(1), tnn.Flatten(), tnn.Linear(64, 2))
-  opt = torch.optim.Adadelta(net.parameters(), lr=1.0, rho=0.9, eps=1e-6, weight_decay=5e-5)
+  net, opt = _torch_net_and_optimizer(mode, seed)
   loaders = {s: DataLoader(TensorDataset(torch.from_numpy(d["image"].transpose(0, 3, 1, 2).astype(np.float64)),
                                          torch.from_numpy(d["label"].astype(np.float64))), batch_size=200)
              for s, d in data.items()}
@@ -154,10 +156,7 @@ def protocol_flops(modes: list[str]) -> dict[str, dict[str, float]]:
   import optax
 
   from jaxborders.models import get_model
-
-  def flops(compiled) -> float:
-    cost = compiled.cost_analysis()
-    return float((cost[0] if isinstance(cost, list) else cost)["flops"])
+  from jaxborders.models.summary import _cost_flops as flops
 
   out = {}
   for mode in modes:
@@ -207,7 +206,7 @@ def run_ours(modes: list[str], seeds: int, epochs: int, parallel_runs: int) -> d
   runs = [{"mode": r["overrides"]["model.conv_mode"], "seed": r["seed"], "wall_s": r["wall_s"], "epochs": r["epochs"],
            "similar": r["metrics"]["test_similar/accuracy"], "dissimilar": r["metrics"]["test_dissimilar/accuracy"]}
           for r in summary["runs"]]
-  return {"total_s": total, "runs": runs, "modes": _per_mode(runs, modes, lambda r: r["mode"])}
+  return protocol_result(total, runs, modes)
 
 
 def run_torch_protocol(style: str, modes: list[str], seeds: int, epochs: int, data) -> dict:
@@ -221,7 +220,7 @@ def run_torch_protocol(style: str, modes: list[str], seeds: int, epochs: int, da
       runs.append({"mode": m, "seed": s, "wall_s": time.time() - t1, "epochs": r["epochs"],
                    "similar": r["test_similar"], "dissimilar": r["test_dissimilar"]})
       print(f"torch ({style}) {m} seed {s}: {runs[-1]['wall_s']:.1f} s, {r['epochs']} epochs", flush=True)
-  return {"total_s": time.time() - t0, "runs": runs, "modes": _per_mode(runs, modes, lambda r: r["mode"])}
+  return protocol_result(time.time() - t0, runs, modes)
 
 
 def add_gflops(side: dict, flops: dict, cores_per_run: int) -> None:

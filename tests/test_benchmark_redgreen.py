@@ -9,8 +9,7 @@ from benchmarks import redgreen
 
 
 def _side(runs):
-  return {"total_s": sum(r["wall_s"] for r in runs), "runs": runs,
-          "modes": redgreen._per_mode(runs, ["same"], lambda r: r["mode"])}
+  return redgreen.protocol_result(sum(r["wall_s"] for r in runs), runs, ["same"])
 
 
 def test_gflops_per_core_is_flops_trained_over_wall_time_and_cores():
